@@ -1,0 +1,17 @@
+//! Database schema for Warden, as ordered sea-orm migrations.
+//!
+//! Migrations only ever add: a released migration is never edited, so every
+//! database (SQLite or PostgreSQL) converges on the same schema.
+
+pub use sea_orm_migration::prelude::*;
+
+mod m20261128_000001_keys_and_request_log;
+
+pub struct Migrator;
+
+#[async_trait::async_trait]
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(m20261128_000001_keys_and_request_log::Migration)]
+    }
+}

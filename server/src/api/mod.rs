@@ -1,0 +1,118 @@
+//! The HTTP surface: OpenAI-compatible `/v1`, Warden's own `/api`, and the
+//! open `/healthz` and `/metrics`.
+
+mod auth;
+mod chat;
+pub mod error;
+mod json;
+mod keys;
+mod models;
+pub mod request_log;
+pub mod wire;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::StatusCode;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::Router;
+use sea_orm::DatabaseConnection;
+
+use crate::llm::ModelRegistry;
+use crate::metrics::Metrics;
+use error::ApiError;
+use request_log::RequestLogger;
+use wire::Limits;
+
+/// Everything a handler may need, cheap to clone.
+#[derive(Clone)]
+pub struct AppState {
+    pub registry: Arc<ModelRegistry>,
+    pub db: DatabaseConnection,
+    pub metrics: Arc<Metrics>,
+    pub limits: Limits,
+    pub request_log: RequestLogger,
+    pub key_touches: Arc<auth::TouchThrottle>,
+    /// Unix time the server started, reported as models' `created`.
+    pub started_at: i64,
+}
+
+impl AppState {
+    pub fn new(
+        registry: ModelRegistry,
+        db: DatabaseConnection,
+        limits: Limits,
+        request_log: RequestLogger,
+    ) -> Self {
+        Self {
+            registry: Arc::new(registry),
+            db,
+            metrics: Arc::new(Metrics::default()),
+            limits,
+            request_log,
+            key_touches: Arc::default(),
+            started_at: chrono::Utc::now().timestamp(),
+        }
+    }
+}
+
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    let v1 = Router::new()
+        .route("/models", get(models::list))
+        .route("/models/{id}", get(models::get_one))
+        .route("/chat/completions", post(chat::completions));
+    let api = Router::new()
+        .route("/keys", get(keys::list).post(keys::create))
+        .route("/keys/{name}", axum::routing::delete(keys::revoke));
+    let authed = Router::new()
+        .nest("/v1", v1)
+        .nest("/api", api)
+        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
+
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/metrics", get(metrics))
+        .merge(authed)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(state.clone(), record_http))
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok"
+}
+
+async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    (
+        [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
+        state.metrics.render(),
+    )
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method not allowed on this endpoint")
+}
+
+/// Counts every response by route template and status.
+async fn record_http(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or("unmatched", |p| p.as_str())
+        .to_owned();
+    let start = Instant::now();
+    let response = next.run(req).await;
+    state
+        .metrics
+        .record_http(&route, response.status().as_u16(), start.elapsed().as_secs_f64());
+    response
+}

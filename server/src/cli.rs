@@ -1,0 +1,136 @@
+//! The `warden` command line.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+
+use crate::config::Config;
+
+#[derive(Parser)]
+#[command(name = "warden", version, about = "Self-hosted plugin and agent platform with governed LLM output")]
+pub struct Cli {
+    /// Configuration file (default: ./warden.toml if present).
+    #[arg(long, global = true, env = "WARDEN_CONFIG")]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the server (fetches the default model first if it is missing).
+    Serve,
+    /// Manage local models.
+    #[command(subcommand)]
+    Model(ModelCommand),
+    /// Manage API keys (works on the configured database directly).
+    #[command(subcommand)]
+    Keys(KeysCommand),
+    /// Measure any OpenAI-compatible server.
+    Bench(crate::bench::BenchArgs),
+}
+
+#[derive(Subcommand)]
+pub enum ModelCommand {
+    /// Download, verify and install the default model.
+    Fetch,
+    /// Print the path of the installed default model.
+    Path,
+    /// Re-quantise a GGUF file (e.g. to q8_0 or q4_0).
+    Convert(ConvertArgs),
+}
+
+#[derive(Args)]
+pub struct ConvertArgs {
+    pub input: PathBuf,
+    pub output: PathBuf,
+    /// Target type: q8_0 or q4_0.
+    #[arg(long, default_value = "q8_0")]
+    pub dtype: String,
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it once.
+    Create {
+        #[arg(long)]
+        name: String,
+        #[arg(long, default_value = "user")]
+        role: String,
+    },
+    /// List keys (never their values).
+    List,
+    /// Revoke a key by name.
+    Revoke { name: String },
+}
+
+pub fn run() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    if let Command::Bench(args) = cli.command {
+        return runtime()?.block_on(crate::bench::run(args));
+    }
+    let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
+    match cli.command {
+        Command::Serve => runtime()?.block_on(crate::server::serve(config)),
+        Command::Model(ModelCommand::Fetch) => {
+            let path = crate::model::ensure_default_model(&config)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Model(ModelCommand::Path) => {
+            let path = crate::model::default_model_path(&config)?;
+            println!("{}", path.display());
+            Ok(())
+        }
+        Command::Model(ModelCommand::Convert(a)) => {
+            let dtype = crate::model::convert::TargetType::parse(&a.dtype)?;
+            crate::model::convert::requantize(&a.input, &a.output, dtype)
+                .with_context(|| format!("converting {}", a.input.display()))?;
+            println!("{}", a.output.display());
+            Ok(())
+        }
+        Command::Keys(cmd) => runtime()?.block_on(keys_command(&config, cmd)),
+        Command::Bench(_) => unreachable!("handled above"),
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
+}
+
+async fn keys_command(config: &Config, cmd: KeysCommand) -> anyhow::Result<()> {
+    let db = crate::db::connect(&config.database_url())
+        .await
+        .context("opening the database")?;
+    match cmd {
+        KeysCommand::Create { name, role } => {
+            let role = role.parse()?;
+            let key = crate::keys::create(&db, &name, role).await?;
+            println!("{key}");
+        }
+        KeysCommand::List => {
+            println!("{:<24} {:<6} {:<10} {:<25} {}", "NAME", "ROLE", "PREFIX", "CREATED", "STATE");
+            for k in crate::keys::list(&db).await? {
+                println!(
+                    "{:<24} {:<6} {:<10} {:<25} {}",
+                    k.name,
+                    k.role,
+                    k.prefix,
+                    k.created_at.to_rfc3339(),
+                    if k.revoked { "revoked" } else { "active" }
+                );
+            }
+        }
+        KeysCommand::Revoke { name } => {
+            if !crate::keys::revoke(&db, &name).await? {
+                anyhow::bail!("no key named {name:?}");
+            }
+            println!("revoked {name}");
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,2 @@
+pub mod api_key;
+pub mod request_log;

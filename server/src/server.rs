@@ -1,0 +1,97 @@
+//! `warden serve`: wires configuration, database, models and the HTTP API
+//! together and runs until SIGTERM or ctrl-c.
+
+use std::io::Write as _;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::api::{self, AppState, request_log::RequestLogger, wire::Limits};
+use crate::config::{Config, ModelConfig};
+use crate::llm::ModelRegistry;
+
+pub async fn serve(config: Config) -> anyhow::Result<()> {
+    let needs_default_model = config
+        .effective_models()
+        .iter()
+        .any(|m| matches!(m, ModelConfig::Embedded { path: None, .. }));
+    if needs_default_model {
+        let cfg = config.clone();
+        tokio::task::spawn_blocking(move || crate::model::ensure_default_model(&cfg))
+            .await
+            .context("model fetch task")??;
+    }
+
+    let db = crate::db::connect(&config.database_url())
+        .await
+        .context("opening the database")?;
+    if crate::keys::count(&db).await? == 0 {
+        let key = crate::keys::create(&db, "admin", crate::keys::Role::Admin).await?;
+        // Printed once, to stdout only: never through the log.
+        println!("created admin API key (shown once, store it now): {key}");
+    }
+
+    let registry = ModelRegistry::from_config(&config).await?;
+    let (request_log, log_writer) = RequestLogger::spawn(db.clone());
+    let limits = Limits {
+        default_max_tokens: config.server.default_max_tokens,
+        max_tokens_limit: config.server.max_tokens_limit,
+    };
+    let state = AppState::new(registry, db, limits, request_log);
+    let app = api::router(state, config.server.max_body_bytes);
+
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    println!("warden listening on http://{addr}");
+    let _ = std::io::stdout().flush();
+    tracing::info!(%addr, "serving");
+
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let (shutdown_started_tx, shutdown_started_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: refusing new connections, finishing in-flight requests");
+        let _ = shutdown_started_tx.send(());
+    });
+    let deadline = async move {
+        if shutdown_started_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result.context("server error")?,
+        () = deadline => tracing::warn!(?grace, "in-flight requests did not finish within the grace period"),
+    }
+    if tokio::time::timeout(Duration::from_secs(5), log_writer.flush()).await.is_err() {
+        tracing::warn!("request log did not flush within 5 s");
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
