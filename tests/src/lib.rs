@@ -1,0 +1,237 @@
+//! Test harness: starts real `warden` processes on free ports and gives
+//! tests what they need to talk to them.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+
+/// The `warden` binary: `$WARDEN_BIN`, else next to this test binary's
+/// `deps/` directory (cargo's layout).
+pub fn warden_bin() -> PathBuf {
+    if let Some(p) = std::env::var_os("WARDEN_BIN") {
+        return PathBuf::from(p);
+    }
+    let exe = std::env::current_exe().expect("current exe");
+    exe.parent()
+        .and_then(Path::parent)
+        .map(|d| d.join("warden"))
+        .expect("target dir layout")
+}
+
+/// The installed default model (the test command fetches it first).
+pub fn model_path() -> PathBuf {
+    let out = Command::new(warden_bin())
+        .args(["model", "path"])
+        .output()
+        .expect("run warden model path");
+    assert!(
+        out.status.success(),
+        "default model missing; run `make test` (which fetches it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+pub const MODEL: &str = "smollm2-135m-instruct";
+
+#[derive(Default, Clone)]
+pub struct Options {
+    /// Extra `warden.toml` text (models, server settings).
+    pub config: String,
+    pub database_url: Option<String>,
+    pub env: Vec<(String, String)>,
+    /// Reuse this data dir (restart tests).
+    pub data_dir: Option<PathBuf>,
+}
+
+pub struct Server {
+    child: Child,
+    pub base: String,
+    pub admin_key: Option<String>,
+    pub data_dir: PathBuf,
+    _tmp: Option<tempfile::TempDir>,
+}
+
+impl Server {
+    pub fn start() -> anyhow::Result<Self> {
+        Self::start_with(Options::default())
+    }
+
+    pub fn start_with(opts: Options) -> anyhow::Result<Self> {
+        let (tmp, data_dir) = match &opts.data_dir {
+            Some(d) => (None, d.clone()),
+            None => {
+                let t = tempfile::tempdir()?;
+                let p = t.path().to_owned();
+                (Some(t), p)
+            }
+        };
+        let config_path = data_dir.join("warden.toml");
+        std::fs::write(&config_path, &opts.config)?;
+        let stderr = std::fs::File::create(data_dir.join("stderr.log"))?;
+        let mut cmd = Command::new(warden_bin());
+        cmd.arg("--config")
+            .arg(&config_path)
+            .arg("serve")
+            .env("WARDEN_DATA_DIR", &data_dir)
+            .env("WARDEN_LISTEN", "127.0.0.1:0")
+            .env("WARDEN_MODEL_PATH", model_path())
+            .env_remove("DATABASE_URL")
+            .env_remove("WARDEN_DATABASE_URL")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(stderr);
+        if let Some(url) = &opts.database_url {
+            cmd.env("WARDEN_DATABASE_URL", url);
+        }
+        for (k, v) in &opts.env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().context("spawning warden")?;
+        let stdout = child.stdout.take().context("stdout")?;
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut admin_key = None;
+        loop {
+            let line = match rx.recv_timeout(Duration::from_secs(180)) {
+                Ok(l) => l,
+                Err(_) => {
+                    let _ = child.kill();
+                    let log = std::fs::read_to_string(data_dir.join("stderr.log")).unwrap_or_default();
+                    bail!("warden did not start:\n{log}");
+                }
+            };
+            if let Some(k) = line.split("store it now): ").nth(1) {
+                admin_key = Some(k.trim().to_owned());
+            }
+            if let Some(addr) = line.strip_prefix("warden listening on ") {
+                return Ok(Server {
+                    child,
+                    base: addr.trim().to_owned(),
+                    admin_key,
+                    data_dir,
+                    _tmp: tmp,
+                });
+            }
+        }
+    }
+
+    pub fn key(&self) -> &str {
+        self.admin_key.as_deref().expect("fresh database printed an admin key")
+    }
+
+    pub fn v1(&self) -> String {
+        format!("{}/v1", self.base)
+    }
+
+    /// An async-openai client with the admin key.
+    pub fn openai(&self) -> async_openai::Client<async_openai::config::OpenAIConfig> {
+        async_openai::Client::with_config(
+            async_openai::config::OpenAIConfig::new()
+                .with_api_base(self.v1())
+                .with_api_key(self.key()),
+        )
+    }
+
+    /// Sends SIGTERM and waits for the process to exit.
+    pub fn terminate(mut self) -> anyhow::Result<std::process::ExitStatus> {
+        let status = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status()?;
+        anyhow::ensure!(status.success(), "kill failed");
+        for _ in 0..600 {
+            if let Some(s) = self.child.try_wait()? {
+                return Ok(s);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        bail!("warden did not exit within 60 s of SIGTERM")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr_log(&self) -> String {
+        std::fs::read_to_string(self.data_dir.join("stderr.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Runs `warden` with args against a data dir and returns stdout.
+pub fn warden_cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
+    let mut cmd = Command::new(warden_bin());
+    cmd.args(["--config", "/dev/null"])
+        .args(args)
+        .env("WARDEN_DATA_DIR", data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("WARDEN_DATABASE_URL");
+    if let Some(url) = database_url {
+        cmd.env("WARDEN_DATABASE_URL", url);
+    }
+    let out = cmd.output()?;
+    anyhow::ensure!(
+        out.status.success(),
+        "warden {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(String::from_utf8(out.stdout)?)
+}
+
+/// A uniquely named PostgreSQL database, dropped with this value.
+pub struct PgDatabase {
+    pub url: String,
+    name: String,
+}
+
+const PG_ADMIN: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+impl PgDatabase {
+    pub async fn create() -> anyhow::Result<Self> {
+        use sea_orm::ConnectionTrait;
+        let name = format!("warden_test_{}", uuid::Uuid::new_v4().simple());
+        let admin = sea_orm::Database::connect(PG_ADMIN)
+            .await
+            .context("connecting to the local PostgreSQL at 127.0.0.1:5432")?;
+        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+        Ok(Self {
+            url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
+            name,
+        })
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let name = self.name.clone();
+        // Drop runs outside the test's runtime: use a short-lived one.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            rt.block_on(async {
+                use sea_orm::ConnectionTrait;
+                let admin = sea_orm::Database::connect(PG_ADMIN).await.ok()?;
+                admin
+                    .execute_unprepared(&format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"))
+                    .await
+                    .ok()
+            })
+        })
+        .join();
+    }
+}
