@@ -143,7 +143,7 @@ async fn json_schema_output_always_parses_and_matches_the_schema() {
                 json_schema: ResponseFormatJsonSchema {
                     name: "person".into(),
                     description: None,
-                    schema: Some(schema.clone()),
+                    schema: schema.clone(),
                     strict: Some(true),
                 },
             })

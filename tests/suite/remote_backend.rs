@@ -1,0 +1,78 @@
+//! A second Warden uses the first one's `/v1` as its remote backend.
+
+use async_openai::types::chat::{
+    ChatCompletionRequestUserMessageArgs, ChatCompletionStreamOptions, CreateChatCompletionRequestArgs,
+};
+use futures::StreamExt;
+use warden_tests::{MODEL, Options, Server};
+
+#[tokio::test]
+async fn instance_b_serves_instance_a_through_the_remote_backend() {
+    let a = Server::start().unwrap();
+    let b = Server::start_with(Options {
+        config: format!(
+            "[[models]]\nbackend = \"openai\"\nid = \"via-a\"\nbase_url = \"{}\"\napi_key_env = \"UPSTREAM_KEY\"\nupstream_model = \"{MODEL}\"\n",
+            a.v1()
+        ),
+        env: vec![("UPSTREAM_KEY".into(), a.key().to_owned())],
+        ..Options::default()
+    })
+    .unwrap();
+    let client = b.openai();
+    let models = client.models().list().await.unwrap();
+    assert_eq!(models.data.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["via-a"]);
+
+    let msg = || vec![ChatCompletionRequestUserMessageArgs::default().content("Name a fruit.").build().unwrap().into()];
+    let direct = a
+        .openai()
+        .chat()
+        .create(CreateChatCompletionRequestArgs::default().model(MODEL).messages(msg()).max_completion_tokens(8u32).temperature(0.0f32).build().unwrap())
+        .await
+        .unwrap();
+    let relayed = client
+        .chat()
+        .create(CreateChatCompletionRequestArgs::default().model("via-a").messages(msg()).max_completion_tokens(8u32).temperature(0.0f32).build().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(relayed.model, "via-a");
+    assert_eq!(relayed.choices[0].message.content, direct.choices[0].message.content, "greedy output is the same through B");
+    assert_eq!(relayed.usage.unwrap().completion_tokens, direct.usage.unwrap().completion_tokens);
+
+    let mut stream = client
+        .chat()
+        .create_stream(
+            CreateChatCompletionRequestArgs::default()
+                .model("via-a")
+                .messages(msg())
+                .max_completion_tokens(8u32)
+                .temperature(0.0f32)
+                .stream(true)
+                .stream_options(ChatCompletionStreamOptions { include_usage: Some(true), include_obfuscation: None })
+                .build()
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let mut text = String::new();
+    let mut usage = None;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.unwrap();
+        usage = usage.or(chunk.usage);
+        for c in chunk.choices {
+            text.push_str(c.delta.content.as_deref().unwrap_or(""));
+        }
+    }
+    assert_eq!(Some(text), direct.choices[0].message.content);
+    assert!(usage.unwrap().completion_tokens >= 1);
+
+    // An upstream rejection reaches B's client as a client error, not a 500.
+    let bad = reqwest::Client::new()
+        .post(format!("{}/chat/completions", b.v1()))
+        .bearer_auth(b.key())
+        .json(&serde_json::json!({"model": "via-a", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
+              "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "nonsense"}}}}}}))
+        .send()
+        .await
+        .unwrap();
+    assert!(bad.status().is_client_error() || bad.status() == 200, "status {}", bad.status());
+}
