@@ -67,10 +67,17 @@ fn prompt(words: usize, salt: usize) -> String {
     // Varies per request so a prefix cache cannot skip the prompt entirely.
     let text = "Warden checks every model output against governance policies and records each decision in a tamper evident audit log";
     let body: Vec<&str> = text.split(' ').cycle().take(words).collect();
-    format!("Request {salt}. Summarise the following in one sentence: {}", body.join(" "))
+    format!(
+        "Request {salt}. Summarise the following in one sentence: {}",
+        body.join(" ")
+    )
 }
 
-async fn one_request(client: &Client<OpenAIConfig>, args: &BenchArgs, salt: usize) -> anyhow::Result<Sample> {
+async fn one_request(
+    client: &Client<OpenAIConfig>,
+    args: &BenchArgs,
+    salt: usize,
+) -> anyhow::Result<Sample> {
     let body = json!({
         "model": args.model,
         "messages": [{"role": "user", "content": prompt(args.prompt_words, salt)}],
@@ -122,7 +129,11 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.min(sorted.len() - 1)]
 }
 
-async fn run_level(client: &Client<OpenAIConfig>, args: &BenchArgs, concurrency: usize) -> LevelResult {
+async fn run_level(
+    client: &Client<OpenAIConfig>,
+    args: &BenchArgs,
+    concurrency: usize,
+) -> LevelResult {
     let total = args.requests.max(concurrency);
     let start = Instant::now();
     let results: Vec<anyhow::Result<Sample>> = futures::stream::iter(0..total)
@@ -142,11 +153,18 @@ async fn run_level(client: &Client<OpenAIConfig>, args: &BenchArgs, concurrency:
             }
         }
     }
-    let mut ttfts: Vec<f64> = samples.iter().map(|s| s.ttft.as_secs_f64() * 1000.0).collect();
+    let mut ttfts: Vec<f64> = samples
+        .iter()
+        .map(|s| s.ttft.as_secs_f64() * 1000.0)
+        .collect();
     ttfts.sort_by(f64::total_cmp);
     let mean = |f: &dyn Fn(&Sample) -> Option<f64>| {
         let v: Vec<f64> = samples.iter().filter_map(f).collect();
-        if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 }
+        if v.is_empty() {
+            0.0
+        } else {
+            v.iter().sum::<f64>() / v.len() as f64
+        }
     };
     let generated: u64 = samples.iter().map(|s| u64::from(s.completion_tokens)).sum();
     LevelResult {
@@ -154,51 +172,84 @@ async fn run_level(client: &Client<OpenAIConfig>, args: &BenchArgs, concurrency:
         requests: total,
         failed,
         prompt_tokens_per_s: mean(&|s| {
-            (s.prompt_tokens > 0 && !s.ttft.is_zero()).then(|| f64::from(s.prompt_tokens) / s.ttft.as_secs_f64())
+            (s.prompt_tokens > 0 && !s.ttft.is_zero())
+                .then(|| f64::from(s.prompt_tokens) / s.ttft.as_secs_f64())
         }),
         generated_tokens_per_s: mean(&|s| {
             let decode = (s.total - s.ttft).as_secs_f64();
-            (s.completion_tokens > 1 && decode > 0.0).then(|| f64::from(s.completion_tokens - 1) / decode)
+            (s.completion_tokens > 1 && decode > 0.0)
+                .then(|| f64::from(s.completion_tokens - 1) / decode)
         }),
         ttft_p50_ms: percentile(&ttfts, 0.5),
         ttft_p90_ms: percentile(&ttfts, 0.9),
-        aggregate_generated_tokens_per_s: if wall > 0.0 { generated as f64 / wall } else { 0.0 },
+        aggregate_generated_tokens_per_s: if wall > 0.0 {
+            generated as f64 / wall
+        } else {
+            0.0
+        },
         wall_s: wall,
     }
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(!args.concurrency.is_empty(), "--concurrency needs at least one level");
-    anyhow::ensure!(args.concurrency.iter().all(|c| *c > 0), "concurrency levels must be positive");
+    anyhow::ensure!(
+        !args.concurrency.is_empty(),
+        "--concurrency needs at least one level"
+    );
+    anyhow::ensure!(
+        args.concurrency.iter().all(|c| *c > 0),
+        "concurrency levels must be positive"
+    );
     let mut config = OpenAIConfig::new().with_api_base(args.url.trim_end_matches('/'));
     if let Some(key) = &args.api_key {
         config = config.with_api_key(key);
     }
     let client = Client::with_config(config);
     // One warm-up request so model loading and caches do not count.
-    one_request(&client, &args, 0).await.context("warm-up request failed")?;
+    one_request(&client, &args, 0)
+        .await
+        .context("warm-up request failed")?;
     let mut results = Vec::new();
     for &c in &args.concurrency {
         results.push(run_level(&client, &args, c).await);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&json!({
-            "url": args.url, "model": args.model, "max_tokens": args.max_tokens,
-            "prompt_words": args.prompt_words, "levels": results,
-        }))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&json!({
+                "url": args.url, "model": args.model, "max_tokens": args.max_tokens,
+                "prompt_words": args.prompt_words, "levels": results,
+            }))?
+        );
     } else {
         println!(
             "{:>11} {:>8} {:>6} {:>12} {:>12} {:>10} {:>10} {:>14}",
-            "concurrency", "requests", "failed", "prompt tok/s", "gen tok/s", "ttft p50", "ttft p90", "aggregate t/s"
+            "concurrency",
+            "requests",
+            "failed",
+            "prompt tok/s",
+            "gen tok/s",
+            "ttft p50",
+            "ttft p90",
+            "aggregate t/s"
         );
         for r in &results {
             println!(
                 "{:>11} {:>8} {:>6} {:>12.1} {:>12.1} {:>8.0}ms {:>8.0}ms {:>14.1}",
-                r.concurrency, r.requests, r.failed, r.prompt_tokens_per_s, r.generated_tokens_per_s,
-                r.ttft_p50_ms, r.ttft_p90_ms, r.aggregate_generated_tokens_per_s
+                r.concurrency,
+                r.requests,
+                r.failed,
+                r.prompt_tokens_per_s,
+                r.generated_tokens_per_s,
+                r.ttft_p50_ms,
+                r.ttft_p90_ms,
+                r.aggregate_generated_tokens_per_s
             );
         }
     }
-    anyhow::ensure!(results.iter().all(|r| r.failed == 0), "some requests failed");
+    anyhow::ensure!(
+        results.iter().all(|r| r.failed == 0),
+        "some requests failed"
+    );
     Ok(())
 }

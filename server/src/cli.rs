@@ -8,7 +8,11 @@ use clap::{Args, Parser, Subcommand};
 use crate::config::Config;
 
 #[derive(Parser)]
-#[command(name = "warden", version, about = "Self-hosted plugin and agent platform with governed LLM output")]
+#[command(
+    name = "warden",
+    version,
+    about = "Self-hosted plugin and agent platform with governed LLM output"
+)]
 pub struct Cli {
     /// Configuration file (default: ./warden.toml if present).
     #[arg(long, global = true, env = "WARDEN_CONFIG")]
@@ -113,7 +117,10 @@ async fn keys_command(config: &Config, cmd: KeysCommand) -> anyhow::Result<()> {
             println!("{key}");
         }
         KeysCommand::List => {
-            println!("{:<24} {:<6} {:<10} {:<25} {}", "NAME", "ROLE", "PREFIX", "CREATED", "STATE");
+            println!(
+                "{:<24} {:<6} {:<10} {:<25} STATE",
+                "NAME", "ROLE", "PREFIX", "CREATED"
+            );
             for k in crate::keys::list(&db).await? {
                 println!(
                     "{:<24} {:<6} {:<10} {:<25} {}",

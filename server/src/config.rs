@@ -30,6 +30,7 @@ pub enum ConfigError {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+#[derive(Default)]
 pub struct Config {
     pub server: ServerConfig,
     /// Models served on `/v1`. Empty means "the embedded default model".
@@ -68,15 +69,6 @@ impl Default for ServerConfig {
     }
 }
 
-impl Default for Config {
-    fn default() -> Self {
-        Self {
-            server: ServerConfig::default(),
-            models: Vec::new(),
-        }
-    }
-}
-
 /// One model exposed on `/v1/models`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, tag = "backend", rename_all = "lowercase")]
@@ -87,6 +79,9 @@ pub enum ModelConfig {
         /// A `.gguf` file or a Hugging Face format directory. Absent means the
         /// fetched default model.
         path: Option<PathBuf>,
+        /// Activation precision: "f32" (default) or "auto" (mistral.rs's choice).
+        #[serde(default)]
+        dtype: crate::llm::EngineDType,
     },
     /// Any OpenAI-compatible server.
     Openai {
@@ -191,6 +186,7 @@ impl Config {
                 self.models.push(ModelConfig::Embedded {
                     id: DEFAULT_MODEL_ID.to_owned(),
                     path,
+                    dtype: Default::default(),
                 });
             } else if let Some(ModelConfig::Embedded { path: p, .. }) =
                 self.models.iter_mut().find(|m| m.id() == DEFAULT_MODEL_ID)
@@ -204,7 +200,9 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let s = &self.server;
         if s.max_body_bytes < 1024 {
-            return Err(ConfigError::Invalid("server.max_body_bytes must be at least 1024".into()));
+            return Err(ConfigError::Invalid(
+                "server.max_body_bytes must be at least 1024".into(),
+            ));
         }
         if s.default_max_tokens == 0 || s.default_max_tokens > s.max_tokens_limit {
             return Err(ConfigError::Invalid(
@@ -215,17 +213,21 @@ impl Config {
         for m in &self.models {
             let id = m.id();
             if id.is_empty() || id.starts_with("agent:") {
-                return Err(ConfigError::Invalid(format!("model id {id:?} is not allowed")));
+                return Err(ConfigError::Invalid(format!(
+                    "model id {id:?} is not allowed"
+                )));
             }
             if !seen.insert(id) {
-                return Err(ConfigError::Invalid(format!("model id {id:?} is declared twice")));
+                return Err(ConfigError::Invalid(format!(
+                    "model id {id:?} is declared twice"
+                )));
             }
-            if let ModelConfig::Openai { base_url, .. } = m {
-                if !(base_url.starts_with("http://") || base_url.starts_with("https://")) {
-                    return Err(ConfigError::Invalid(format!(
-                        "model {id:?}: base_url must start with http:// or https://"
-                    )));
-                }
+            if let ModelConfig::Openai { base_url, .. } = m
+                && !(base_url.starts_with("http://") || base_url.starts_with("https://"))
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "model {id:?}: base_url must start with http:// or https://"
+                )));
             }
         }
         Ok(())
@@ -237,6 +239,7 @@ impl Config {
             vec![ModelConfig::Embedded {
                 id: DEFAULT_MODEL_ID.to_owned(),
                 path: None,
+                dtype: Default::default(),
             }]
         } else {
             self.models.clone()
@@ -273,8 +276,9 @@ mod tests {
     fn unknown_keys_are_rejected_with_their_name() {
         let err = Config::from_toml("[server]\nlisten_addr = \"x\"\n").unwrap_err();
         assert!(err.contains("listen_addr"), "{err}");
-        let err = Config::from_toml("[[models]]\nbackend = \"embedded\"\nid = \"a\"\npaht = \"x\"\n")
-            .unwrap_err();
+        let err =
+            Config::from_toml("[[models]]\nbackend = \"embedded\"\nid = \"a\"\npaht = \"x\"\n")
+                .unwrap_err();
         assert!(err.contains("paht"), "{err}");
     }
 
@@ -296,7 +300,13 @@ mod tests {
         .unwrap();
         c.validate().unwrap();
         assert_eq!(c.models.len(), 2);
-        assert!(matches!(&c.models[1], ModelConfig::Openai { timeout_secs: 300, .. }));
+        assert!(matches!(
+            &c.models[1],
+            ModelConfig::Openai {
+                timeout_secs: 300,
+                ..
+            }
+        ));
     }
 
     #[test]

@@ -115,7 +115,10 @@ pub async fn create(db: &DatabaseConnection, name: &str, role: Role) -> Result<S
 }
 
 /// Resolves a presented key; `None` for unknown or revoked keys.
-pub async fn authenticate(db: &DatabaseConnection, key: &str) -> Result<Option<Principal>, KeyError> {
+pub async fn authenticate(
+    db: &DatabaseConnection,
+    key: &str,
+) -> Result<Option<Principal>, KeyError> {
     if !key.starts_with(KEY_PREFIX) || key.len() > 128 {
         return Ok(None);
     }

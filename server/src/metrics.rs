@@ -58,12 +58,36 @@ pub struct Metrics {
 }
 
 const HELP: &[(&str, &str, &str)] = &[
-    ("warden_http_requests_total", "counter", "HTTP requests by route and status."),
-    ("warden_http_errors_total", "counter", "HTTP responses with status >= 400 by route and status."),
-    ("warden_http_request_duration_seconds", "histogram", "Time to the end of the response body."),
-    ("warden_prompt_tokens_total", "counter", "Prompt tokens processed, by model."),
-    ("warden_completion_tokens_total", "counter", "Completion tokens generated, by model."),
-    ("warden_completion_tokens_per_second", "histogram", "Generation speed of each completion, by model."),
+    (
+        "warden_http_requests_total",
+        "counter",
+        "HTTP requests by route and status.",
+    ),
+    (
+        "warden_http_errors_total",
+        "counter",
+        "HTTP responses with status >= 400 by route and status.",
+    ),
+    (
+        "warden_http_request_duration_seconds",
+        "histogram",
+        "Time to the end of the response body.",
+    ),
+    (
+        "warden_prompt_tokens_total",
+        "counter",
+        "Prompt tokens processed, by model.",
+    ),
+    (
+        "warden_completion_tokens_total",
+        "counter",
+        "Completion tokens generated, by model.",
+    ),
+    (
+        "warden_completion_tokens_per_second",
+        "histogram",
+        "Generation speed of each completion, by model.",
+    ),
 ];
 
 impl Metrics {
@@ -126,9 +150,18 @@ impl Metrics {
             }
             for ((n, labels), h) in inner.histograms.iter().filter(|((n, _), _)| n == name) {
                 for (b, c) in h.buckets.iter().zip(&h.counts) {
-                    let _ = writeln!(out, "{n}_bucket{} {c}", fmt_labels(labels, Some(&b.to_string())));
+                    let _ = writeln!(
+                        out,
+                        "{n}_bucket{} {c}",
+                        fmt_labels(labels, Some(&b.to_string()))
+                    );
                 }
-                let _ = writeln!(out, "{n}_bucket{} {}", fmt_labels(labels, Some("+Inf")), h.count);
+                let _ = writeln!(
+                    out,
+                    "{n}_bucket{} {}",
+                    fmt_labels(labels, Some("+Inf")),
+                    h.count
+                );
                 let _ = writeln!(out, "{n}_sum{} {}", fmt_labels(labels, None), h.sum);
                 let _ = writeln!(out, "{n}_count{} {}", fmt_labels(labels, None), h.count);
             }
@@ -153,7 +186,9 @@ fn fmt_labels(labels: &[(&'static str, String)], le: Option<&str>) -> String {
 }
 
 fn escape(v: &str) -> String {
-    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
 }
 
 #[cfg(test)]
@@ -167,13 +202,25 @@ mod tests {
         m.record_http("/v1/chat/completions", 400, 0.001);
         m.record_tokens("m\"1", 10, 20, 2.0);
         let text = m.render();
-        assert!(text.contains("warden_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1"));
-        assert!(text.contains("warden_http_errors_total{route=\"/v1/chat/completions\",status=\"400\"} 1"));
+        assert!(text.contains(
+            "warden_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1"
+        ));
+        assert!(
+            text.contains(
+                "warden_http_errors_total{route=\"/v1/chat/completions\",status=\"400\"} 1"
+            )
+        );
         assert!(!text.contains("status=\"200\"} 1\nwarden_http_errors"));
         assert!(text.contains("warden_http_request_duration_seconds_bucket{route=\"/v1/chat/completions\",le=\"0.005\"} 1"));
-        assert!(text.contains("warden_http_request_duration_seconds_count{route=\"/v1/chat/completions\"} 2"));
+        assert!(text.contains(
+            "warden_http_request_duration_seconds_count{route=\"/v1/chat/completions\"} 2"
+        ));
         assert!(text.contains("warden_completion_tokens_total{model=\"m\\\"1\"} 20"));
-        assert!(text.contains("warden_completion_tokens_per_second_bucket{model=\"m\\\"1\",le=\"10\"} 1"));
+        assert!(
+            text.contains(
+                "warden_completion_tokens_per_second_bucket{model=\"m\\\"1\",le=\"10\"} 1"
+            )
+        );
         assert!(text.contains("# TYPE warden_prompt_tokens_total counter"));
     }
 }

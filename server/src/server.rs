@@ -66,7 +66,10 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         result = server => result.context("server error")?,
         () = deadline => tracing::warn!(?grace, "in-flight requests did not finish within the grace period"),
     }
-    if tokio::time::timeout(Duration::from_secs(5), log_writer.flush()).await.is_err() {
+    if tokio::time::timeout(Duration::from_secs(5), log_writer.flush())
+        .await
+        .is_err()
+    {
         tracing::warn!("request log did not flush within 5 s");
     }
     tracing::info!("stopped");

@@ -3,8 +3,9 @@
 use tracing_subscriber::EnvFilter;
 
 pub fn init() {
-    let filter = EnvFilter::try_from_env("WARDEN_LOG")
-        .unwrap_or_else(|_| EnvFilter::new("info,mistralrs_core=warn,mistralrs_quant=warn,sqlx=warn"));
+    let filter = EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| {
+        EnvFilter::new("info,mistralrs_core=warn,mistralrs_quant=warn,sqlx=warn")
+    });
     // A second init (e.g. in tests) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

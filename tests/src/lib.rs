@@ -107,7 +107,8 @@ impl Server {
                 Ok(l) => l,
                 Err(_) => {
                     let _ = child.kill();
-                    let log = std::fs::read_to_string(data_dir.join("stderr.log")).unwrap_or_default();
+                    let log =
+                        std::fs::read_to_string(data_dir.join("stderr.log")).unwrap_or_default();
                     bail!("warden did not start:\n{log}");
                 }
             };
@@ -127,7 +128,9 @@ impl Server {
     }
 
     pub fn key(&self) -> &str {
-        self.admin_key.as_deref().expect("fresh database printed an admin key")
+        self.admin_key
+            .as_deref()
+            .expect("fresh database printed an admin key")
     }
 
     pub fn v1(&self) -> String {
@@ -175,7 +178,11 @@ impl Drop for Server {
 }
 
 /// Runs `warden` with args against a data dir and returns stdout.
-pub fn warden_cli(data_dir: &Path, database_url: Option<&str>, args: &[&str]) -> anyhow::Result<String> {
+pub fn warden_cli(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    args: &[&str],
+) -> anyhow::Result<String> {
     let mut cmd = Command::new(warden_bin());
     cmd.args(["--config", "/dev/null"])
         .args(args)
@@ -209,7 +216,9 @@ impl PgDatabase {
         let admin = sea_orm::Database::connect(PG_ADMIN)
             .await
             .context("connecting to the local PostgreSQL at 127.0.0.1:5432")?;
-        admin.execute_unprepared(&format!("CREATE DATABASE {name}")).await?;
+        admin
+            .execute_unprepared(&format!("CREATE DATABASE {name}"))
+            .await?;
         Ok(Self {
             url: format!("postgres://postgres@127.0.0.1:5432/{name}"),
             name,
@@ -222,7 +231,10 @@ impl Drop for PgDatabase {
         let name = self.name.clone();
         // Drop runs outside the test's runtime: use a short-lived one.
         let _ = std::thread::spawn(move || {
-            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
             rt.block_on(async {
                 use sea_orm::ConnectionTrait;
                 let admin = sea_orm::Database::connect(PG_ADMIN).await.ok()?;

@@ -2,12 +2,19 @@
 //! with the right status, and the server keeps serving.
 
 use async_openai::error::OpenAIError;
-use async_openai::types::chat::{ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs};
+use async_openai::types::chat::{
+    ChatCompletionRequestUserMessageArgs, CreateChatCompletionRequestArgs,
+};
 use reqwest::StatusCode;
 use serde_json::{Value, json};
 use warden_tests::{MODEL, Options, Server};
 
-async fn post(server: &Server, key: Option<&str>, body: reqwest::Body, content_type: &str) -> (StatusCode, Value) {
+async fn post(
+    server: &Server,
+    key: Option<&str>,
+    body: reqwest::Body,
+    content_type: &str,
+) -> (StatusCode, Value) {
     let mut req = reqwest::Client::new()
         .post(format!("{}/chat/completions", server.v1()))
         .header("content-type", content_type)
@@ -23,9 +30,15 @@ async fn post(server: &Server, key: Option<&str>, body: reqwest::Body, content_t
 
 fn assert_openai_error(body: &Value) {
     let e = &body["error"];
-    assert!(e["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
+    assert!(
+        e["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
     assert!(e["type"].is_string(), "{body}");
-    assert!(e.get("param").is_some() && e.get("code").is_some(), "{body}");
+    assert!(
+        e.get("param").is_some() && e.get("code").is_some(),
+        "{body}"
+    );
 }
 
 #[tokio::test]
@@ -36,7 +49,8 @@ async fn bad_requests_are_rejected_precisely_and_the_server_keeps_serving() {
     })
     .unwrap();
     let key = server.key().to_owned();
-    let ok = json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2});
+    let ok =
+        json!({"model": MODEL, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 2});
     let cases: Vec<(&str, reqwest::Body, &str, StatusCode, Option<&str>)> = vec![
         ("malformed json", "{\"model\": ".into(), "application/json", StatusCode::BAD_REQUEST, None),
         ("not an object", "[1,2]".into(), "application/json", StatusCode::BAD_REQUEST, None),
@@ -63,7 +77,13 @@ async fn bad_requests_are_rejected_precisely_and_the_server_keeps_serving() {
             assert_eq!(body["error"]["param"], p, "{name}");
         }
         // Still serving after every bad request.
-        let (s, b) = post(&server, Some(&key), ok.to_string().into(), "application/json").await;
+        let (s, b) = post(
+            &server,
+            Some(&key),
+            ok.to_string().into(),
+            "application/json",
+        )
+        .await;
         assert_eq!(s, StatusCode::OK, "after {name}: {b}");
     }
 }
@@ -78,21 +98,35 @@ async fn missing_and_invalid_keys_get_401_in_openai_shape() {
         assert_openai_error(&body);
         assert_eq!(body["error"]["code"], "invalid_api_key");
     }
-    let models = reqwest::get(format!("{}/models", server.v1())).await.unwrap();
+    let models = reqwest::get(format!("{}/models", server.v1()))
+        .await
+        .unwrap();
     assert_eq!(models.status(), StatusCode::UNAUTHORIZED);
-    let keys = reqwest::get(format!("{}/api/keys", server.base)).await.unwrap();
+    let keys = reqwest::get(format!("{}/api/keys", server.base))
+        .await
+        .unwrap();
     assert_eq!(keys.status(), StatusCode::UNAUTHORIZED);
     // Open endpoints stay open.
-    let health = reqwest::get(format!("{}/healthz", server.base)).await.unwrap();
+    let health = reqwest::get(format!("{}/healthz", server.base))
+        .await
+        .unwrap();
     assert_eq!(health.status(), StatusCode::OK);
 
     // The async-openai client sees the same error as a typed ApiError.
     let client = async_openai::Client::with_config(
-        async_openai::config::OpenAIConfig::new().with_api_base(server.v1()).with_api_key("wdn_wrong"),
+        async_openai::config::OpenAIConfig::new()
+            .with_api_base(server.v1())
+            .with_api_key("wdn_wrong"),
     );
     let request = CreateChatCompletionRequestArgs::default()
         .model(MODEL)
-        .messages(vec![ChatCompletionRequestUserMessageArgs::default().content("hi").build().unwrap().into()])
+        .messages(vec![
+            ChatCompletionRequestUserMessageArgs::default()
+                .content("hi")
+                .build()
+                .unwrap()
+                .into(),
+        ])
         .build()
         .unwrap();
     match client.chat().create(request).await {
@@ -119,9 +153,19 @@ async fn user_keys_cannot_manage_keys_and_revoked_keys_stop_working() {
         .await
         .unwrap();
     let user_key = created["key"].as_str().unwrap().to_owned();
-    let models = http.get(format!("{}/models", server.v1())).bearer_auth(&user_key).send().await.unwrap();
+    let models = http
+        .get(format!("{}/models", server.v1()))
+        .bearer_auth(&user_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(models.status(), StatusCode::OK);
-    let forbidden = http.get(format!("{}/api/keys", server.base)).bearer_auth(&user_key).send().await.unwrap();
+    let forbidden = http
+        .get(format!("{}/api/keys", server.base))
+        .bearer_auth(&user_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
     let dup = http
         .post(format!("{}/api/keys", server.base))
@@ -131,10 +175,31 @@ async fn user_keys_cannot_manage_keys_and_revoked_keys_stop_working() {
         .await
         .unwrap();
     assert_eq!(dup.status(), StatusCode::CONFLICT);
-    let listed: Value = http.get(format!("{}/api/keys", server.base)).bearer_auth(server.key()).send().await.unwrap().json().await.unwrap();
-    assert!(!listed.to_string().contains(&user_key), "key values are never listed");
-    let revoked = http.delete(format!("{}/api/keys/ci-bot", server.base)).bearer_auth(server.key()).send().await.unwrap();
+    let listed: Value = http
+        .get(format!("{}/api/keys", server.base))
+        .bearer_auth(server.key())
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        !listed.to_string().contains(&user_key),
+        "key values are never listed"
+    );
+    let revoked = http
+        .delete(format!("{}/api/keys/ci-bot", server.base))
+        .bearer_auth(server.key())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(revoked.status(), StatusCode::NO_CONTENT);
-    let after = http.get(format!("{}/models", server.v1())).bearer_auth(&user_key).send().await.unwrap();
+    let after = http
+        .get(format!("{}/models", server.v1()))
+        .bearer_auth(&user_key)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(after.status(), StatusCode::UNAUTHORIZED);
 }

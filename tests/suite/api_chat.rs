@@ -1,16 +1,21 @@
 //! The OpenAI-compatible surface, driven with the async-openai crate.
 
 use async_openai::types::chat::{
-    ChatCompletionMessageToolCalls, ChatCompletionRequestUserMessageArgs, ChatCompletionStreamOptions,
-    ChatCompletionTool, ChatCompletionToolChoiceOption, ChatCompletionTools, CreateChatCompletionRequestArgs,
-    FinishReason, FunctionObjectArgs, ResponseFormat, ResponseFormatJsonSchema, ToolChoiceOptions,
+    ChatCompletionMessageToolCalls, ChatCompletionRequestUserMessageArgs,
+    ChatCompletionStreamOptions, ChatCompletionTool, ChatCompletionToolChoiceOption,
+    ChatCompletionTools, CreateChatCompletionRequestArgs, FinishReason, FunctionObjectArgs,
+    ResponseFormat, ResponseFormatJsonSchema, ToolChoiceOptions,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
 use warden_tests::{MODEL, Server};
 
 fn user(text: &str) -> async_openai::types::chat::ChatCompletionRequestMessage {
-    ChatCompletionRequestUserMessageArgs::default().content(text).build().unwrap().into()
+    ChatCompletionRequestUserMessageArgs::default()
+        .content(text)
+        .build()
+        .unwrap()
+        .into()
 }
 
 #[tokio::test]
@@ -40,8 +45,14 @@ async fn chat_completion_returns_text_usage_and_respects_max_tokens() {
     assert!(!text.trim().is_empty(), "empty answer");
     let usage = response.usage.unwrap();
     assert!(usage.prompt_tokens > 5);
-    assert!(usage.completion_tokens >= 1 && usage.completion_tokens <= 12, "{usage:?}");
-    assert_eq!(usage.total_tokens, usage.prompt_tokens + usage.completion_tokens);
+    assert!(
+        usage.completion_tokens >= 1 && usage.completion_tokens <= 12,
+        "{usage:?}"
+    );
+    assert_eq!(
+        usage.total_tokens,
+        usage.prompt_tokens + usage.completion_tokens
+    );
     if usage.completion_tokens == 12 {
         assert_eq!(choice.finish_reason, Some(FinishReason::Length));
     }
@@ -66,7 +77,10 @@ async fn greedy_and_seeded_sampling_are_reproducible() {
             let r = client.chat().create(args.build().unwrap()).await.unwrap();
             answers.push(r.choices[0].message.content.clone());
         }
-        assert_eq!(answers[0], answers[1], "temperature {temperature} seed {seed:?}");
+        assert_eq!(
+            answers[0], answers[1],
+            "temperature {temperature} seed {seed:?}"
+        );
     }
 }
 
@@ -79,7 +93,10 @@ async fn streaming_sends_chunks_then_usage_then_done() {
         .max_completion_tokens(20u32)
         .temperature(0.0f32)
         .stream(true)
-        .stream_options(ChatCompletionStreamOptions { include_usage: Some(true), include_obfuscation: None })
+        .stream_options(ChatCompletionStreamOptions {
+            include_usage: Some(true),
+            include_obfuscation: None,
+        })
         .build()
         .unwrap();
     let mut stream = server.openai().chat().create_stream(request).await.unwrap();
@@ -103,7 +120,10 @@ async fn streaming_sends_chunks_then_usage_then_done() {
             }
         }
     }
-    assert!(content_chunks > 1, "expected several chunks, got {content_chunks}: {text:?}");
+    assert!(
+        content_chunks > 1,
+        "expected several chunks, got {content_chunks}: {text:?}"
+    );
     assert!(finish.is_some());
     let usage = usage.expect("include_usage sends a usage chunk");
     assert!(usage.completion_tokens as usize >= content_chunks.min(20) / 2);
@@ -116,7 +136,14 @@ async fn streaming_sends_chunks_then_usage_then_done() {
         .stream(true)
         .build()
         .unwrap();
-    let chunks: Vec<_> = server.openai().chat().create_stream(plain).await.unwrap().collect().await;
+    let chunks: Vec<_> = server
+        .openai()
+        .chat()
+        .create_stream(plain)
+        .await
+        .unwrap()
+        .collect()
+        .await;
     assert!(chunks.iter().all(|c| c.as_ref().unwrap().usage.is_none()));
 }
 
@@ -133,7 +160,11 @@ async fn json_schema_output_always_parses_and_matches_the_schema() {
         "required": ["name", "age", "city"],
         "additionalProperties": false
     });
-    for prompt in ["Invent a person who lives in Paris.", "Describe Bob, 42, from Oslo.", "Tell me a joke."] {
+    for prompt in [
+        "Invent a person who lives in Paris.",
+        "Describe Bob, 42, from Oslo.",
+        "Tell me a joke.",
+    ] {
         let request = CreateChatCompletionRequestArgs::default()
             .model(MODEL)
             .messages(vec![user(prompt)])
@@ -151,7 +182,8 @@ async fn json_schema_output_always_parses_and_matches_the_schema() {
             .unwrap();
         let response = server.openai().chat().create(request).await.unwrap();
         let text = response.choices[0].message.content.clone().unwrap();
-        let v: Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("{prompt}: {e}: {text}"));
+        let v: Value =
+            serde_json::from_str(&text).unwrap_or_else(|e| panic!("{prompt}: {e}: {text}"));
         let obj = v.as_object().unwrap();
         assert_eq!(obj.len(), 3, "{text}");
         assert!(obj["name"].is_string() && obj["city"].is_string());
@@ -180,7 +212,9 @@ async fn required_tool_choice_returns_a_tool_call_in_openai_shape() {
         .max_completion_tokens(64u32)
         .temperature(0.0f32)
         .tools(vec![tool])
-        .tool_choice(ChatCompletionToolChoiceOption::Mode(ToolChoiceOptions::Required))
+        .tool_choice(ChatCompletionToolChoiceOption::Mode(
+            ToolChoiceOptions::Required,
+        ))
         .build()
         .unwrap();
     let response = server.openai().chat().create(request).await.unwrap();
@@ -201,7 +235,14 @@ async fn required_tool_choice_returns_a_tool_call_in_openai_shape() {
 async fn metrics_move_after_requests() {
     let server = Server::start().unwrap();
     let http = reqwest::Client::new();
-    let before = http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
+    let before = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
     assert!(!before.contains("warden_completion_tokens_total{"));
     let request = CreateChatCompletionRequestArgs::default()
         .model(MODEL)
@@ -210,11 +251,27 @@ async fn metrics_move_after_requests() {
         .build()
         .unwrap();
     server.openai().chat().create(request).await.unwrap();
-    let after = http.get(format!("{}/metrics", server.base)).send().await.unwrap().text().await.unwrap();
-    assert!(after.contains("warden_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1"), "{after}");
-    assert!(after.contains(&format!("warden_completion_tokens_total{{model=\"{MODEL}\"}}")));
+    let after = http
+        .get(format!("{}/metrics", server.base))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        after.contains(
+            "warden_http_requests_total{route=\"/v1/chat/completions\",status=\"200\"} 1"
+        ),
+        "{after}"
+    );
+    assert!(after.contains(&format!(
+        "warden_completion_tokens_total{{model=\"{MODEL}\"}}"
+    )));
     assert!(after.contains("warden_completion_tokens_per_second_count"));
-    assert!(after.contains("warden_http_request_duration_seconds_bucket{route=\"/v1/chat/completions\",le=\"+Inf\"} 1"));
+    assert!(after.contains(
+        "warden_http_request_duration_seconds_bucket{route=\"/v1/chat/completions\",le=\"+Inf\"} 1"
+    ));
 }
 
 #[tokio::test]

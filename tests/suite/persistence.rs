@@ -16,7 +16,12 @@ async fn exercise(database_url: Option<String>) {
     let admin = server.key().to_owned();
 
     // A key made with the CLI works against the running server.
-    let cli_key = warden_cli(data.path(), database_url.as_deref(), &["keys", "create", "--name", "cli", "--role", "user"]).unwrap();
+    let cli_key = warden_cli(
+        data.path(),
+        database_url.as_deref(),
+        &["keys", "create", "--name", "cli", "--role", "user"],
+    )
+    .unwrap();
     let cli_key = cli_key.trim();
     assert!(cli_key.starts_with("wdn_"));
     let http = reqwest::Client::new();
@@ -30,7 +35,12 @@ async fn exercise(database_url: Option<String>) {
     assert_eq!(resp.status(), 200);
     assert!(server.terminate().unwrap().success());
 
-    let url = database_url.unwrap_or_else(|| format!("sqlite://{}?mode=rw", data.path().join("warden.db").display()));
+    let url = database_url.unwrap_or_else(|| {
+        format!(
+            "sqlite://{}?mode=rw",
+            data.path().join("warden.db").display()
+        )
+    });
     let db = Database::connect(&url).await.unwrap();
     let row = db
         .query_one_raw(Statement::from_string(
@@ -50,7 +60,10 @@ async fn exercise(database_url: Option<String>) {
 
     // Keys are stored hashed: the plaintext appears nowhere in the table.
     let keys = db
-        .query_all_raw(Statement::from_string(db.get_database_backend(), "SELECT key_hash, prefix FROM api_keys"))
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT key_hash, prefix FROM api_keys",
+        ))
         .await
         .unwrap();
     assert_eq!(keys.len(), 2);
@@ -64,8 +77,18 @@ async fn exercise(database_url: Option<String>) {
     // A restart on the same database keeps the keys and prints no new admin key.
     let again = Server::start_with(opts).unwrap();
     assert!(again.admin_key.is_none());
-    let listed = warden_cli(data.path(), Some(&url).filter(|u| u.starts_with("postgres")).map(String::as_str), &["keys", "list"]).unwrap();
-    assert!(listed.contains("admin") && listed.contains("cli"), "{listed}");
+    let listed = warden_cli(
+        data.path(),
+        Some(&url)
+            .filter(|u| u.starts_with("postgres"))
+            .map(String::as_str),
+        &["keys", "list"],
+    )
+    .unwrap();
+    assert!(
+        listed.contains("admin") && listed.contains("cli"),
+        "{listed}"
+    );
 }
 
 #[tokio::test]

@@ -1,7 +1,8 @@
 //! A second Warden uses the first one's `/v1` as its remote backend.
 
 use async_openai::types::chat::{
-    ChatCompletionRequestUserMessageArgs, ChatCompletionStreamOptions, CreateChatCompletionRequestArgs,
+    ChatCompletionRequestUserMessageArgs, ChatCompletionStreamOptions,
+    CreateChatCompletionRequestArgs,
 };
 use futures::StreamExt;
 use warden_tests::{MODEL, Options, Server};
@@ -20,23 +21,60 @@ async fn instance_b_serves_instance_a_through_the_remote_backend() {
     .unwrap();
     let client = b.openai();
     let models = client.models().list().await.unwrap();
-    assert_eq!(models.data.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(), ["via-a"]);
+    assert_eq!(
+        models
+            .data
+            .iter()
+            .map(|m| m.id.as_str())
+            .collect::<Vec<_>>(),
+        ["via-a"]
+    );
 
-    let msg = || vec![ChatCompletionRequestUserMessageArgs::default().content("Name a fruit.").build().unwrap().into()];
+    let msg = || {
+        vec![
+            ChatCompletionRequestUserMessageArgs::default()
+                .content("Name a fruit.")
+                .build()
+                .unwrap()
+                .into(),
+        ]
+    };
     let direct = a
         .openai()
         .chat()
-        .create(CreateChatCompletionRequestArgs::default().model(MODEL).messages(msg()).max_completion_tokens(8u32).temperature(0.0f32).build().unwrap())
+        .create(
+            CreateChatCompletionRequestArgs::default()
+                .model(MODEL)
+                .messages(msg())
+                .max_completion_tokens(8u32)
+                .temperature(0.0f32)
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap();
     let relayed = client
         .chat()
-        .create(CreateChatCompletionRequestArgs::default().model("via-a").messages(msg()).max_completion_tokens(8u32).temperature(0.0f32).build().unwrap())
+        .create(
+            CreateChatCompletionRequestArgs::default()
+                .model("via-a")
+                .messages(msg())
+                .max_completion_tokens(8u32)
+                .temperature(0.0f32)
+                .build()
+                .unwrap(),
+        )
         .await
         .unwrap();
     assert_eq!(relayed.model, "via-a");
-    assert_eq!(relayed.choices[0].message.content, direct.choices[0].message.content, "greedy output is the same through B");
-    assert_eq!(relayed.usage.unwrap().completion_tokens, direct.usage.unwrap().completion_tokens);
+    assert_eq!(
+        relayed.choices[0].message.content, direct.choices[0].message.content,
+        "greedy output is the same through B"
+    );
+    assert_eq!(
+        relayed.usage.unwrap().completion_tokens,
+        direct.usage.unwrap().completion_tokens
+    );
 
     let mut stream = client
         .chat()
@@ -47,7 +85,10 @@ async fn instance_b_serves_instance_a_through_the_remote_backend() {
                 .max_completion_tokens(8u32)
                 .temperature(0.0f32)
                 .stream(true)
-                .stream_options(ChatCompletionStreamOptions { include_usage: Some(true), include_obfuscation: None })
+                .stream_options(ChatCompletionStreamOptions {
+                    include_usage: Some(true),
+                    include_obfuscation: None,
+                })
                 .build()
                 .unwrap(),
         )
@@ -74,5 +115,9 @@ async fn instance_b_serves_instance_a_through_the_remote_backend() {
         .send()
         .await
         .unwrap();
-    assert!(bad.status().is_client_error() || bad.status() == 200, "status {}", bad.status());
+    assert!(
+        bad.status().is_client_error() || bad.status() == 200,
+        "status {}",
+        bad.status()
+    );
 }

@@ -24,10 +24,16 @@ async fn sigterm_finishes_in_flight_requests_then_refuses_new_ones() {
     // Let the request reach the engine before the signal.
     tokio::time::sleep(std::time::Duration::from_millis(500)).await;
     let base = server.base.clone();
-    let status = tokio::task::spawn_blocking(move || server.terminate()).await.unwrap().unwrap();
+    let status = tokio::task::spawn_blocking(move || server.terminate())
+        .await
+        .unwrap()
+        .unwrap();
     assert!(status.success(), "exit status {status}");
     let body = in_flight.await.unwrap();
-    assert!(body["choices"][0]["message"]["content"].is_string(), "{body}");
+    assert!(
+        body["choices"][0]["message"]["content"].is_string(),
+        "{body}"
+    );
     let refused = reqwest::get(format!("{base}/healthz")).await;
     assert!(refused.is_err(), "a stopped server must refuse connections");
 }

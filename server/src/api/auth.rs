@@ -39,13 +39,14 @@ pub async fn require_key(State(state): State<AppState>, mut req: Request, next: 
         .headers()
         .get(AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim);
     let Some(presented) = presented else {
-        return ApiError::unauthorized(
-            "missing API key: send it as 'Authorization: Bearer <key>'",
-        )
-        .into_response();
+        return ApiError::unauthorized("missing API key: send it as 'Authorization: Bearer <key>'")
+            .into_response();
     };
     let principal = match keys::authenticate(&state.db, presented).await {
         Ok(Some(p)) => p,

@@ -38,9 +38,12 @@ pub async fn completions(
     if !body.stream {
         let out = backend.chat(request).await?;
         let elapsed = start.elapsed().as_secs_f64();
-        state
-            .metrics
-            .record_tokens(&body.model, out.usage.prompt_tokens, out.usage.completion_tokens, elapsed);
+        state.metrics.record_tokens(
+            &body.model,
+            out.usage.prompt_tokens,
+            out.usage.completion_tokens,
+            elapsed,
+        );
         record.set_tokens(out.usage.prompt_tokens, out.usage.completion_tokens);
         return Ok(Json(ChatCompletionResponse {
             id,
@@ -63,7 +66,10 @@ pub async fn completions(
         .into_response());
     }
 
-    let include_usage = body.stream_options.as_ref().is_some_and(|o| o.include_usage);
+    let include_usage = body
+        .stream_options
+        .as_ref()
+        .is_some_and(|o| o.include_usage);
     let events = backend.chat_stream(request).await?;
     let sse = sse_events(SseContext {
         id,
@@ -75,7 +81,9 @@ pub async fn completions(
         metrics: state.metrics.clone(),
         start,
     });
-    Ok(Sse::new(sse).keep_alive(KeepAlive::default()).into_response())
+    Ok(Sse::new(sse)
+        .keep_alive(KeepAlive::default())
+        .into_response())
 }
 
 struct SseContext {
@@ -170,10 +178,19 @@ fn sse_events(mut ctx: SseContext) -> impl Stream<Item = Result<Event, Infallibl
                     usage,
                 }) => {
                     let elapsed = ctx.start.elapsed().as_secs_f64();
-                    ctx.metrics
-                        .record_tokens(&ctx.model, usage.prompt_tokens, usage.completion_tokens, elapsed);
-                    ctx.record.set_tokens(usage.prompt_tokens, usage.completion_tokens);
-                    if tx.send(ctx.chunk(Delta::default(), Some(finish_reason))).await.is_err() {
+                    ctx.metrics.record_tokens(
+                        &ctx.model,
+                        usage.prompt_tokens,
+                        usage.completion_tokens,
+                        elapsed,
+                    );
+                    ctx.record
+                        .set_tokens(usage.prompt_tokens, usage.completion_tokens);
+                    if tx
+                        .send(ctx.chunk(Delta::default(), Some(finish_reason)))
+                        .await
+                        .is_err()
+                    {
                         return;
                     }
                     if ctx.include_usage && tx.send(ctx.usage_chunk(usage)).await.is_err() {

@@ -59,7 +59,8 @@ impl ApiError {
     }
 
     pub fn unauthorized(message: impl Into<String>) -> Self {
-        Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", message).with_code("invalid_api_key")
+        Self::new(StatusCode::UNAUTHORIZED, "invalid_request_error", message)
+            .with_code("invalid_api_key")
     }
 
     pub fn forbidden(message: impl Into<String>) -> Self {
@@ -73,7 +74,8 @@ impl ApiError {
     pub fn model_not_found(model: &str) -> Self {
         Self {
             param: Some("model".into()),
-            ..Self::not_found(format!("the model {model:?} does not exist")).with_code("model_not_found")
+            ..Self::not_found(format!("the model {model:?} does not exist"))
+                .with_code("model_not_found")
         }
     }
 
@@ -110,9 +112,11 @@ impl From<LlmError> for ApiError {
         match e {
             LlmError::InvalidRequest(m) => ApiError::bad_request(m),
             LlmError::UnknownModel(m) => ApiError::model_not_found(&m),
-            LlmError::Upstream(m) => {
-                ApiError::new(StatusCode::BAD_GATEWAY, "server_error", format!("upstream error: {m}"))
-            }
+            LlmError::Upstream(m) => ApiError::new(
+                StatusCode::BAD_GATEWAY,
+                "server_error",
+                format!("upstream error: {m}"),
+            ),
             LlmError::Engine(m) => ApiError::internal(format!("engine error: {m}")),
         }
     }

@@ -40,10 +40,11 @@ fn rejection_to_error(rejection: JsonRejection) -> ApiError {
             "invalid_request_error",
             "expected a request with Content-Type: application/json",
         ),
-        JsonRejection::JsonSyntaxError(_) => {
-            ApiError::bad_request(format!("malformed JSON in request body: {}", strip_prefix(&text)))
-                .with_code("invalid_json")
-        }
+        JsonRejection::JsonSyntaxError(_) => ApiError::bad_request(format!(
+            "malformed JSON in request body: {}",
+            strip_prefix(&text)
+        ))
+        .with_code("invalid_json"),
         JsonRejection::JsonDataError(_) => {
             ApiError::bad_request(format!("invalid request body: {}", strip_prefix(&text)))
                 .with_code("invalid_request_body")

@@ -28,7 +28,9 @@ fn key_error(e: KeyError) -> ApiError {
     match e {
         KeyError::BadRole(_) => ApiError::invalid_param("role", &e.to_string()),
         KeyError::BadName => ApiError::invalid_param("name", &e.to_string()),
-        KeyError::NameTaken(_) => ApiError::new(StatusCode::CONFLICT, "invalid_request_error", e.to_string()),
+        KeyError::NameTaken(_) => {
+            ApiError::new(StatusCode::CONFLICT, "invalid_request_error", e.to_string())
+        }
         KeyError::Db(e) => {
             tracing::error!(error = %e, "key store failed");
             ApiError::internal("key store failed")
@@ -61,7 +63,9 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_admin(&principal)?;
     let role: Role = body.role.parse().map_err(key_error)?;
-    let key = keys::create(&state.db, &body.name, role).await.map_err(key_error)?;
+    let key = keys::create(&state.db, &body.name, role)
+        .await
+        .map_err(key_error)?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "name": body.name, "role": role.as_str(), "key": key })),

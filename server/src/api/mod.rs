@@ -13,12 +13,12 @@ pub mod wire;
 use std::sync::Arc;
 use std::time::Instant;
 
+use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use axum::Router;
 use sea_orm::DatabaseConnection;
 
 use crate::llm::ModelRegistry;
@@ -67,10 +67,9 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
     let api = Router::new()
         .route("/keys", get(keys::list).post(keys::create))
         .route("/keys/{name}", axum::routing::delete(keys::revoke));
-    let authed = Router::new()
-        .nest("/v1", v1)
-        .nest("/api", api)
-        .route_layer(middleware::from_fn_with_state(state.clone(), auth::require_key));
+    let authed = Router::new().nest("/v1", v1).nest("/api", api).route_layer(
+        middleware::from_fn_with_state(state.clone(), auth::require_key),
+    );
 
     Router::new()
         .route("/healthz", get(healthz))
@@ -99,7 +98,11 @@ async fn not_found() -> ApiError {
 }
 
 async fn method_not_allowed() -> ApiError {
-    ApiError::new(StatusCode::METHOD_NOT_ALLOWED, "invalid_request_error", "method not allowed on this endpoint")
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "invalid_request_error",
+        "method not allowed on this endpoint",
+    )
 }
 
 /// Counts every response by route template and status.
@@ -111,8 +114,10 @@ async fn record_http(State(state): State<AppState>, req: Request, next: Next) ->
         .to_owned();
     let start = Instant::now();
     let response = next.run(req).await;
-    state
-        .metrics
-        .record_http(&route, response.status().as_u16(), start.elapsed().as_secs_f64());
+    state.metrics.record_http(
+        &route,
+        response.status().as_u16(),
+        start.elapsed().as_secs_f64(),
+    );
     response
 }

@@ -32,6 +32,9 @@ pub async fn get_one(
     State(state): State<AppState>,
     Path(id): Path<String>,
 ) -> Result<Json<ModelEntry>, ApiError> {
-    let backend = state.registry.get(&id).ok_or_else(|| ApiError::model_not_found(&id))?;
+    let backend = state
+        .registry
+        .get(&id)
+        .ok_or_else(|| ApiError::model_not_found(&id))?;
     Ok(Json(entry(backend.as_ref(), state.started_at)))
 }

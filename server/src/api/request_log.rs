@@ -34,7 +34,11 @@ struct Entry {
 
 impl Drop for Entry {
     fn drop(&mut self) {
-        let f = self.fields.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let f = self
+            .fields
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
         let row = request_log::ActiveModel {
             key_id: Set(Some(self.key_id)),
             endpoint: Set(self.endpoint.clone()),

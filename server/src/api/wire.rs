@@ -139,7 +139,10 @@ impl ChatCompletionRequest {
     /// Checks every parameter and builds the backend request.
     pub fn validate(&self, limits: Limits) -> Result<ChatRequest, ApiError> {
         if self.messages.is_empty() {
-            return Err(ApiError::invalid_param("messages", "messages must not be empty"));
+            return Err(ApiError::invalid_param(
+                "messages",
+                "messages must not be empty",
+            ));
         }
         let messages = self
             .messages
@@ -153,33 +156,45 @@ impl ChatCompletionRequest {
             (None, Some(v)) => check_max_tokens("max_tokens", v, limits)?,
             (None, None) => limits.default_max_tokens,
         };
-        if let Some(t) = self.temperature {
-            if !(0.0..=2.0).contains(&t) {
-                return Err(ApiError::invalid_param("temperature", "temperature must be between 0 and 2"));
-            }
+        if let Some(t) = self.temperature
+            && !(0.0..=2.0).contains(&t)
+        {
+            return Err(ApiError::invalid_param(
+                "temperature",
+                "temperature must be between 0 and 2",
+            ));
         }
-        if let Some(p) = self.top_p {
-            if !(p > 0.0 && p <= 1.0) {
-                return Err(ApiError::invalid_param("top_p", "top_p must be greater than 0 and at most 1"));
-            }
+        if let Some(p) = self.top_p
+            && !(p > 0.0 && p <= 1.0)
+        {
+            return Err(ApiError::invalid_param(
+                "top_p",
+                "top_p must be greater than 0 and at most 1",
+            ));
         }
         for (name, v) in [
             ("frequency_penalty", self.frequency_penalty),
             ("presence_penalty", self.presence_penalty),
         ] {
-            if let Some(v) = v {
-                if !(-2.0..=2.0).contains(&v) {
-                    return Err(ApiError::invalid_param(name, &format!("{name} must be between -2 and 2")));
-                }
+            if let Some(v) = v
+                && !(-2.0..=2.0).contains(&v)
+            {
+                return Err(ApiError::invalid_param(
+                    name,
+                    &format!("{name} must be between -2 and 2"),
+                ));
             }
         }
-        if let Some(n) = self.n {
-            if n != 1 {
-                return Err(ApiError::invalid_param("n", "only n = 1 is supported"));
-            }
+        if let Some(n) = self.n
+            && n != 1
+        {
+            return Err(ApiError::invalid_param("n", "only n = 1 is supported"));
         }
         if self.logprobs == Some(true) {
-            return Err(ApiError::invalid_param("logprobs", "logprobs are not supported"));
+            return Err(ApiError::invalid_param(
+                "logprobs",
+                "logprobs are not supported",
+            ));
         }
         if self.stream_options.is_some() && !self.stream {
             return Err(ApiError::invalid_param(
@@ -193,13 +208,21 @@ impl ChatCompletionRequest {
             Some(StopField::Many(v)) => v.clone(),
         };
         if stop.len() > MAX_STOP_SEQUENCES {
-            return Err(ApiError::invalid_param("stop", "at most 4 stop sequences are allowed"));
+            return Err(ApiError::invalid_param(
+                "stop",
+                "at most 4 stop sequences are allowed",
+            ));
         }
         if stop.iter().any(String::is_empty) {
-            return Err(ApiError::invalid_param("stop", "stop sequences must not be empty"));
+            return Err(ApiError::invalid_param(
+                "stop",
+                "stop sequences must not be empty",
+            ));
         }
         let seed = match self.seed {
-            Some(s) if s < 0 => return Err(ApiError::invalid_param("seed", "seed must be non-negative")),
+            Some(s) if s < 0 => {
+                return Err(ApiError::invalid_param("seed", "seed must be non-negative"));
+            }
             Some(s) => Some(s as u64),
             None => None,
         };
@@ -210,7 +233,10 @@ impl ChatCompletionRequest {
             None | Some(WireResponseFormat::Text) => ResponseFormat::Text,
             Some(WireResponseFormat::JsonObject) => ResponseFormat::JsonObject,
             Some(WireResponseFormat::JsonSchema { json_schema }) => {
-                let schema = json_schema.schema.clone().unwrap_or_else(|| serde_json::json!({}));
+                let schema = json_schema
+                    .schema
+                    .clone()
+                    .unwrap_or_else(|| serde_json::json!({}));
                 if !schema.is_object() {
                     return Err(ApiError::invalid_param(
                         "response_format.json_schema.schema",
@@ -223,7 +249,10 @@ impl ChatCompletionRequest {
                 }
             }
         };
-        if response_format != ResponseFormat::Text && !tools.is_empty() && tool_choice != ToolChoice::None {
+        if response_format != ResponseFormat::Text
+            && !tools.is_empty()
+            && tool_choice != ToolChoice::None
+        {
             return Err(ApiError::invalid_param(
                 "response_format",
                 "response_format cannot be combined with tools unless tool_choice is \"none\"",
@@ -250,7 +279,10 @@ impl ChatCompletionRequest {
             return Ok(Vec::new());
         };
         if tools.len() > MAX_TOOLS {
-            return Err(ApiError::invalid_param("tools", "at most 128 tools are allowed"));
+            return Err(ApiError::invalid_param(
+                "tools",
+                "at most 128 tools are allowed",
+            ));
         }
         let mut out = Vec::with_capacity(tools.len());
         for (i, t) in tools.iter().enumerate() {
@@ -263,7 +295,9 @@ impl ChatCompletionRequest {
             let name = &t.function.name;
             let valid = !name.is_empty()
                 && name.len() <= 64
-                && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
             if !valid {
                 return Err(ApiError::invalid_param(
                     &format!("tools[{i}].function.name"),
@@ -299,12 +333,22 @@ impl ChatCompletionRequest {
     fn validate_tool_choice(&self, tools: &[ToolSpec]) -> Result<ToolChoice, ApiError> {
         let bad = |msg: &str| ApiError::invalid_param("tool_choice", msg);
         let choice = match &self.tool_choice {
-            None => return Ok(if tools.is_empty() { ToolChoice::None } else { ToolChoice::Auto }),
+            None => {
+                return Ok(if tools.is_empty() {
+                    ToolChoice::None
+                } else {
+                    ToolChoice::Auto
+                });
+            }
             Some(Value::String(s)) => match s.as_str() {
                 "auto" => ToolChoice::Auto,
                 "none" => ToolChoice::None,
                 "required" => ToolChoice::Required,
-                _ => return Err(bad("tool_choice must be \"auto\", \"none\", \"required\" or a function")),
+                _ => {
+                    return Err(bad(
+                        "tool_choice must be \"auto\", \"none\", \"required\" or a function",
+                    ));
+                }
             },
             Some(Value::Object(o)) => {
                 let name = o
@@ -313,7 +357,9 @@ impl ChatCompletionRequest {
                     .and_then(Value::as_str)
                     .ok_or_else(|| bad("tool_choice object must be {\"type\":\"function\",\"function\":{\"name\":...}}"))?;
                 if !tools.iter().any(|t| t.name == name) {
-                    return Err(bad(&format!("tool_choice names function {name:?}, which is not in tools")));
+                    return Err(bad(&format!(
+                        "tool_choice names function {name:?}, which is not in tools"
+                    )));
                 }
                 ToolChoice::Function(name.to_owned())
             }
@@ -347,7 +393,9 @@ impl WireMessage {
             other => {
                 return Err(ApiError::invalid_param(
                     &param("role"),
-                    &format!("unknown role {other:?}; expected system, developer, user, assistant or tool"),
+                    &format!(
+                        "unknown role {other:?}; expected system, developer, user, assistant or tool"
+                    ),
                 ));
             }
         };
@@ -381,17 +429,29 @@ impl WireMessage {
             })
             .collect();
         if !tool_calls.is_empty() && role != Role::Assistant {
-            return Err(ApiError::invalid_param(&param("tool_calls"), "only assistant messages may carry tool_calls"));
+            return Err(ApiError::invalid_param(
+                &param("tool_calls"),
+                "only assistant messages may carry tool_calls",
+            ));
         }
         match role {
             Role::Tool if self.tool_call_id.is_none() => {
-                return Err(ApiError::invalid_param(&param("tool_call_id"), "tool messages need tool_call_id"));
+                return Err(ApiError::invalid_param(
+                    &param("tool_call_id"),
+                    "tool messages need tool_call_id",
+                ));
             }
             Role::Assistant if content.is_none() && tool_calls.is_empty() => {
-                return Err(ApiError::invalid_param(&param("content"), "assistant messages need content or tool_calls"));
+                return Err(ApiError::invalid_param(
+                    &param("content"),
+                    "assistant messages need content or tool_calls",
+                ));
             }
             Role::System | Role::User | Role::Tool if content.is_none() => {
-                return Err(ApiError::invalid_param(&param("content"), "content is required"));
+                return Err(ApiError::invalid_param(
+                    &param("content"),
+                    "content is required",
+                ));
             }
             _ => {}
         }
@@ -566,13 +626,31 @@ mod tests {
             (serde_json::json!({"top_p": 0}), "top_p"),
             (serde_json::json!({"n": 2}), "n"),
             (serde_json::json!({"seed": -1}), "seed"),
-            (serde_json::json!({"stop": ["a", "b", "c", "d", "e"]}), "stop"),
+            (
+                serde_json::json!({"stop": ["a", "b", "c", "d", "e"]}),
+                "stop",
+            ),
             (serde_json::json!({"messages": []}), "messages"),
-            (serde_json::json!({"messages": [{"role": "wizard", "content": "x"}]}), "messages[0].role"),
-            (serde_json::json!({"messages": [{"role": "tool", "content": "x"}]}), "messages[0].tool_call_id"),
-            (serde_json::json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}), "messages[0].content[0]"),
-            (serde_json::json!({"tool_choice": "required"}), "tool_choice"),
-            (serde_json::json!({"stream_options": {"include_usage": true}}), "stream_options"),
+            (
+                serde_json::json!({"messages": [{"role": "wizard", "content": "x"}]}),
+                "messages[0].role",
+            ),
+            (
+                serde_json::json!({"messages": [{"role": "tool", "content": "x"}]}),
+                "messages[0].tool_call_id",
+            ),
+            (
+                serde_json::json!({"messages": [{"role": "user", "content": [{"type": "image_url"}]}]}),
+                "messages[0].content[0]",
+            ),
+            (
+                serde_json::json!({"tool_choice": "required"}),
+                "tool_choice",
+            ),
+            (
+                serde_json::json!({"stream_options": {"include_usage": true}}),
+                "stream_options",
+            ),
             (
                 serde_json::json!({"tools": [{"type": "function", "function": {"name": "bad name"}}]}),
                 "tools[0].function.name",

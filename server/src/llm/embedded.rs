@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use futures::StreamExt;
 use mistralrs::{
-    CalledFunction, Constraint, GgufModelBuilder, Model, RequestBuilder, Response, StopTokens,
-    TextMessageRole, TextModelBuilder, TokenSource, ToolCallResponse, ToolCallType,
+    CalledFunction, Constraint, Model, RequestBuilder, Response, StopTokens, TextMessageRole,
+    TextModelBuilder, TokenSource, ToolCallResponse, ToolCallType,
 };
 
 use super::remote::async_stream_events;
@@ -37,11 +37,77 @@ pub struct EmbeddedBackend {
 /// The names llguidance's tokenizer adapter recognises as end-of-sequence.
 const GRAMMAR_EOS_NAMES: &[&str] = &["</s>", "<|endoftext|>", "<|end_of_text|>", "<eos>"];
 
+/// Activation and KV-cache precision on the CPU.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineDType {
+    /// F32 throughout: no casts around attention (see docs/benchmarks.md).
+    #[default]
+    F32,
+    /// mistral.rs's choice (BF16 attention and KV cache on CPU).
+    Auto,
+}
+
+/// Loads a GGUF through mistral.rs's loader directly (rather than
+/// `GgufModelBuilder`, which fixes the activation dtype to `Auto`).
+async fn load_gguf(dir: &Path, file: &str, id: &str, dtype: EngineDType) -> anyhow::Result<Model> {
+    use mistralrs::core::{
+        AutoDeviceMapParams, DeviceMapSetting, GGUFLoaderBuilder, GGUFSpecificConfig, Loader,
+        MistralRsBuilder,
+    };
+    use mistralrs::{DefaultSchedulerMethod, Device, ModelDType, SchedulerConfig};
+
+    let loader: Box<dyn Loader> = GGUFLoaderBuilder::new(
+        None,
+        None,
+        dir.display().to_string(),
+        vec![file.to_owned()],
+        GGUFSpecificConfig::default(),
+        false,
+        None,
+    )
+    .build();
+    let model_dtype = match dtype {
+        EngineDType::F32 => ModelDType::F32,
+        EngineDType::Auto => ModelDType::Auto,
+    };
+    let pipeline = tokio::task::spawn_blocking(move || {
+        loader.load_model_from_hf(
+            None,
+            TokenSource::None,
+            &model_dtype,
+            &Device::Cpu,
+            true,
+            DeviceMapSetting::Auto(AutoDeviceMapParams::default_text()),
+            None,
+            None,
+        )
+    })
+    .await??;
+    let scheduler = SchedulerConfig::DefaultScheduler {
+        method: DefaultSchedulerMethod::Fixed(
+            std::num::NonZeroUsize::new(MAX_BATCH).unwrap_or(std::num::NonZeroUsize::MIN),
+        ),
+    };
+    let engine = MistralRsBuilder::new(pipeline, scheduler, false, None)
+        .with_model_id(id)
+        .with_prefix_cache_n(MAX_BATCH)
+        .build()
+        .await;
+    Ok(Model::new(engine))
+}
+
 async fn find_grammar_eos(model: &Model) -> Option<u32> {
     let mut found = None;
     for name in GRAMMAR_EOS_NAMES {
         let ids = match model
-            .tokenize(either::Either::Right((*name).to_owned()), None, false, false, None)
+            .tokenize(
+                either::Either::Right((*name).to_owned()),
+                None,
+                false,
+                false,
+                None,
+            )
             .await
         {
             Ok(ids) => ids,
@@ -61,7 +127,7 @@ async fn find_grammar_eos(model: &Model) -> Option<u32> {
 impl EmbeddedBackend {
     /// Loads a `.gguf` file (tokenizer and chat template from its metadata)
     /// or a Hugging Face format directory. Never contacts a model hub.
-    pub async fn load(id: &str, path: &Path) -> anyhow::Result<Self> {
+    pub async fn load(id: &str, path: &Path, dtype: EngineDType) -> anyhow::Result<Self> {
         anyhow::ensure!(path.exists(), "{} does not exist", path.display());
         let model = if path.is_dir() {
             TextModelBuilder::new(path.display().to_string())
@@ -71,17 +137,15 @@ impl EmbeddedBackend {
                 .build()
                 .await?
         } else {
-            let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+            let dir = path
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .unwrap_or(Path::new("."));
             let file = path
                 .file_name()
                 .and_then(|f| f.to_str())
                 .ok_or_else(|| anyhow::anyhow!("{} is not a valid file name", path.display()))?;
-            GgufModelBuilder::new(dir.display().to_string(), vec![file.to_owned()])
-                .with_token_source(TokenSource::None)
-                .with_force_cpu()
-                .with_max_num_seqs(MAX_BATCH)
-                .build()
-                .await?
+            load_gguf(dir, file, id, dtype).await?
         };
         let grammar_eos = find_grammar_eos(&model).await;
         tracing::info!(model = id, ?grammar_eos, "model loaded");
@@ -92,7 +156,10 @@ impl EmbeddedBackend {
         })
     }
 
-    fn build(&self, request: &ChatRequest) -> Result<(RequestBuilder, Option<tool_forcing::Forced>), LlmError> {
+    fn build(
+        &self,
+        request: &ChatRequest,
+    ) -> Result<(RequestBuilder, Option<tool_forcing::Forced>), LlmError> {
         let forced = tool_forcing::plan(request)?;
         let mut messages = request.messages.clone();
         if let Some(f) = &forced {
@@ -105,7 +172,9 @@ impl EmbeddedBackend {
             b = match m.role {
                 Role::System => b.add_message(TextMessageRole::System, text),
                 Role::User => b.add_message(TextMessageRole::User, text),
-                Role::Assistant if m.tool_calls.is_empty() => b.add_message(TextMessageRole::Assistant, text),
+                Role::Assistant if m.tool_calls.is_empty() => {
+                    b.add_message(TextMessageRole::Assistant, text)
+                }
                 Role::Assistant => b.add_message_with_tool_call(
                     TextMessageRole::Assistant,
                     text,
@@ -134,10 +203,17 @@ impl EmbeddedBackend {
             // Greedy: the default deterministic sampler.
             (_, false) => {}
             (Some(seed), true) => {
-                b = b.add_logits_processor(Arc::new(SeededSampler { seed, temperature, top_p }));
+                b = b.add_logits_processor(Arc::new(SeededSampler {
+                    seed,
+                    temperature,
+                    top_p,
+                }));
             }
             (None, true) => {
-                b = b.set_sampler_temperature(temperature).set_sampler_topk(0).set_sampler_topp(top_p);
+                b = b
+                    .set_sampler_temperature(temperature)
+                    .set_sampler_topk(0)
+                    .set_sampler_topp(top_p);
             }
         }
         if let Some(p) = request.frequency_penalty {
@@ -159,7 +235,9 @@ impl EmbeddedBackend {
             match &request.response_format {
                 ResponseFormat::Text => {}
                 ResponseFormat::JsonObject => {
-                    b = b.set_constraint(Constraint::JsonSchema(serde_json::json!({"type": "object"})));
+                    b = b.set_constraint(Constraint::JsonSchema(
+                        serde_json::json!({"type": "object"}),
+                    ));
                 }
                 ResponseFormat::JsonSchema { schema, .. } => {
                     b = b.set_constraint(Constraint::JsonSchema(schema.clone()));
@@ -282,7 +360,11 @@ impl Backend for EmbeddedBackend {
                 usage: total,
             });
         }
-        let finish = if calls.is_empty() { finish.unwrap_or(FinishReason::Stop) } else { FinishReason::ToolCalls };
+        let finish = if calls.is_empty() {
+            finish.unwrap_or(FinishReason::Stop)
+        } else {
+            FinishReason::ToolCalls
+        };
         Ok(ChatOutput {
             content: (!text.is_empty() || calls.is_empty()).then_some(text),
             tool_calls: calls,
@@ -299,7 +381,10 @@ impl Backend for EmbeddedBackend {
             let out = self.chat(request).await?;
             let events = vec![
                 Ok(StreamEvent::ToolCalls(out.tool_calls)),
-                Ok(StreamEvent::Done { finish_reason: out.finish_reason, usage: out.usage }),
+                Ok(StreamEvent::Done {
+                    finish_reason: out.finish_reason,
+                    usage: out.usage,
+                }),
             ];
             return Ok(futures::stream::iter(events).boxed());
         } else {
@@ -331,10 +416,10 @@ impl Backend for EmbeddedBackend {
                         total = usage(u);
                     }
                     for choice in chunk.choices {
-                        if let Some(t) = choice.delta.content.filter(|t| !t.is_empty()) {
-                            if tx.send(Ok(StreamEvent::Content(t))).await.is_err() {
-                                return;
-                            }
+                        if let Some(t) = choice.delta.content.filter(|t| !t.is_empty())
+                            && tx.send(Ok(StreamEvent::Content(t))).await.is_err()
+                        {
+                            return;
                         }
                         let calls = tool_calls(choice.delta.tool_calls.as_ref());
                         if !calls.is_empty() {
@@ -351,17 +436,30 @@ impl Backend for EmbeddedBackend {
                         break;
                     }
                 }
-                let finish_reason = if saw_calls { FinishReason::ToolCalls } else { finish.unwrap_or(FinishReason::Stop) };
-                let _ = tx.send(Ok(StreamEvent::Done { finish_reason, usage: total })).await;
+                let finish_reason = if saw_calls {
+                    FinishReason::ToolCalls
+                } else {
+                    finish.unwrap_or(FinishReason::Stop)
+                };
+                let _ = tx
+                    .send(Ok(StreamEvent::Done {
+                        finish_reason,
+                        usage: total,
+                    }))
+                    .await;
             })
         };
         // Wait for the first event so that requests the engine rejects
         // (e.g. a prompt longer than the context) fail as HTTP errors.
         let mut events = events;
         match events.next().await {
-            None => Err(LlmError::Engine("the engine closed the stream without output".into())),
+            None => Err(LlmError::Engine(
+                "the engine closed the stream without output".into(),
+            )),
             Some(Err(e)) => Err(e),
-            Some(Ok(first)) => Ok(futures::stream::once(async move { Ok(first) }).chain(events).boxed()),
+            Some(Ok(first)) => Ok(futures::stream::once(async move { Ok(first) })
+                .chain(events)
+                .boxed()),
         }
     }
 }

@@ -11,7 +11,7 @@ pub mod types;
 use futures::stream::BoxStream;
 use thiserror::Error;
 
-pub use embedded::EmbeddedBackend;
+pub use embedded::{EmbeddedBackend, EngineDType};
 pub use registry::ModelRegistry;
 pub use remote::RemoteBackend;
 pub use types::*;

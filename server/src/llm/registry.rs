@@ -20,16 +20,18 @@ impl ModelRegistry {
         let mut registry = Self::default();
         for model in config.effective_models() {
             let backend: Arc<dyn Backend> = match &model {
-                ModelConfig::Embedded { id, path } => {
+                ModelConfig::Embedded { id, path, dtype } => {
                     let path = match path {
                         Some(p) => p.clone(),
                         None => crate::model::default_model_path(config)
                             .with_context(|| format!("model {id:?}: no path given and the default model is not installed; run `warden model fetch`"))?,
                     };
                     Arc::new(
-                        EmbeddedBackend::load(id, &path)
+                        EmbeddedBackend::load(id, &path, *dtype)
                             .await
-                            .with_context(|| format!("loading model {id:?} from {}", path.display()))?,
+                            .with_context(|| {
+                                format!("loading model {id:?} from {}", path.display())
+                            })?,
                     )
                 }
                 ModelConfig::Openai {

@@ -89,7 +89,9 @@ impl RemoteBackend {
                     ToolChoice::Auto => json!("auto"),
                     ToolChoice::None => json!("none"),
                     ToolChoice::Required => json!("required"),
-                    ToolChoice::Function(name) => json!({"type": "function", "function": {"name": name}}),
+                    ToolChoice::Function(name) => {
+                        json!({"type": "function", "function": {"name": name}})
+                    }
                 }),
             );
         }
@@ -131,7 +133,10 @@ fn upstream_error(e: OpenAIError) -> LlmError {
     match e {
         OpenAIError::ApiError(r) if r.status_code.is_client_error() => {
             // The caller's request was refused upstream: report it as theirs.
-            LlmError::InvalidRequest(format!("upstream rejected the request: {}", r.api_error.message))
+            LlmError::InvalidRequest(format!(
+                "upstream rejected the request: {}",
+                r.api_error.message
+            ))
         }
         other => LlmError::Upstream(other.to_string()),
     }
@@ -178,7 +183,10 @@ fn parse_output(v: &Value) -> Result<ChatOutput, LlmError> {
         .ok_or_else(|| LlmError::Upstream("response has no choices".into()))?;
     let message = choice.get("message").cloned().unwrap_or(Value::Null);
     Ok(ChatOutput {
-        content: message.get("content").and_then(Value::as_str).map(str::to_owned),
+        content: message
+            .get("content")
+            .and_then(Value::as_str)
+            .map(str::to_owned),
         tool_calls: tool_calls(message.get("tool_calls").unwrap_or(&Value::Null)),
         finish_reason: finish_reason(choice.get("finish_reason").unwrap_or(&Value::Null)),
         usage: usage(v.get("usage").unwrap_or(&Value::Null)),
@@ -262,10 +270,14 @@ impl Backend for RemoteBackend {
                 let Some(choice) = chunk.pointer("/choices/0") else {
                     continue;
                 };
-                if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str) {
-                    if !text.is_empty() && tx.send(Ok(StreamEvent::Content(text.to_owned()))).await.is_err() {
-                        return;
-                    }
+                if let Some(text) = choice.pointer("/delta/content").and_then(Value::as_str)
+                    && !text.is_empty()
+                    && tx
+                        .send(Ok(StreamEvent::Content(text.to_owned())))
+                        .await
+                        .is_err()
+                {
+                    return;
                 }
                 if let Some(d) = choice.pointer("/delta/tool_calls") {
                     calls.push(d);
@@ -323,8 +335,10 @@ mod tests {
     fn streamed_tool_call_fragments_are_assembled_by_index() {
         let mut a = ToolCallAssembler::default();
         a.push(&json!([{"index": 0, "id": "call_1", "function": {"name": "get_", "arguments": "{\"pl"}}]));
-        a.push(&json!([{"index": 0, "function": {"name": "weather", "arguments": "ace\":1}"}},
-                       {"index": 1, "id": "call_2", "function": {"name": "f", "arguments": "{}"}}]));
+        a.push(
+            &json!([{"index": 0, "function": {"name": "weather", "arguments": "ace\":1}"}},
+                       {"index": 1, "id": "call_2", "function": {"name": "f", "arguments": "{}"}}]),
+        );
         let calls = a.finish();
         assert_eq!(calls.len(), 2);
         assert_eq!(calls[0].name, "get_weather");

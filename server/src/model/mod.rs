@@ -64,7 +64,11 @@ pub fn ensure_default_model(config: &Config) -> anyhow::Result<PathBuf> {
         return Ok(original);
     };
     if !served.exists() {
-        eprintln!("converting {} to {} ...", original.display(), target.file_suffix());
+        eprintln!(
+            "converting {} to {} ...",
+            original.display(),
+            target.file_suffix()
+        );
         convert::requantize_atomically(&original, &served, target)
             .with_context(|| format!("converting {}", original.display()))?;
         eprintln!("installed {}", served.display());
