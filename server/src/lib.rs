@@ -10,4 +10,5 @@ pub mod llm;
 pub mod metrics;
 pub mod model;
 pub mod server;
+pub mod task_stream;
 pub mod telemetry;

@@ -247,3 +247,26 @@ impl Drop for PgDatabase {
         .join();
     }
 }
+
+/// A user message.
+pub fn user(text: &str) -> async_openai::types::chat::ChatCompletionRequestMessage {
+    async_openai::types::chat::ChatCompletionRequestUserMessageArgs::default()
+        .content(text)
+        .build()
+        .expect("valid user message")
+        .into()
+}
+
+/// A greedy (temperature 0) request for one user message; add options, then `build()`.
+pub fn greedy(
+    model: &str,
+    text: &str,
+    max_tokens: u32,
+) -> async_openai::types::chat::CreateChatCompletionRequestArgs {
+    let mut args = async_openai::types::chat::CreateChatCompletionRequestArgs::default();
+    args.model(model)
+        .messages(vec![user(text)])
+        .max_completion_tokens(max_tokens)
+        .temperature(0.0f32);
+    args
+}

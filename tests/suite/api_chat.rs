@@ -1,22 +1,13 @@
 //! The OpenAI-compatible surface, driven with the async-openai crate.
 
 use async_openai::types::chat::{
-    ChatCompletionMessageToolCalls, ChatCompletionRequestUserMessageArgs,
-    ChatCompletionStreamOptions, ChatCompletionTool, ChatCompletionToolChoiceOption,
-    ChatCompletionTools, CreateChatCompletionRequestArgs, FinishReason, FunctionObjectArgs,
-    ResponseFormat, ResponseFormatJsonSchema, ToolChoiceOptions,
+    ChatCompletionMessageToolCalls, ChatCompletionStreamOptions, ChatCompletionTool,
+    ChatCompletionToolChoiceOption, ChatCompletionTools, CreateChatCompletionRequestArgs,
+    FinishReason, FunctionObjectArgs, ResponseFormat, ResponseFormatJsonSchema, ToolChoiceOptions,
 };
 use futures::StreamExt;
 use serde_json::{Value, json};
-use warden_tests::{MODEL, Server};
-
-fn user(text: &str) -> async_openai::types::chat::ChatCompletionRequestMessage {
-    ChatCompletionRequestUserMessageArgs::default()
-        .content(text)
-        .build()
-        .unwrap()
-        .into()
-}
+use warden_tests::{MODEL, Server, greedy, user};
 
 #[tokio::test]
 async fn models_are_listed_and_fetchable() {
@@ -32,11 +23,7 @@ async fn models_are_listed_and_fetchable() {
 #[tokio::test]
 async fn chat_completion_returns_text_usage_and_respects_max_tokens() {
     let server = Server::start().unwrap();
-    let request = CreateChatCompletionRequestArgs::default()
-        .model(MODEL)
-        .messages(vec![user("Write one sentence about the sea.")])
-        .max_completion_tokens(12u32)
-        .temperature(0.0f32)
+    let request = greedy(MODEL, "Write one sentence about the sea.", 12)
         .build()
         .unwrap();
     let response = server.openai().chat().create(request).await.unwrap();
@@ -87,11 +74,7 @@ async fn greedy_and_seeded_sampling_are_reproducible() {
 #[tokio::test]
 async fn streaming_sends_chunks_then_usage_then_done() {
     let server = Server::start().unwrap();
-    let request = CreateChatCompletionRequestArgs::default()
-        .model(MODEL)
-        .messages(vec![user("Count from one to five.")])
-        .max_completion_tokens(20u32)
-        .temperature(0.0f32)
+    let request = greedy(MODEL, "Count from one to five.", 20)
         .stream(true)
         .stream_options(ChatCompletionStreamOptions {
             include_usage: Some(true),
@@ -165,11 +148,7 @@ async fn json_schema_output_always_parses_and_matches_the_schema() {
         "Describe Bob, 42, from Oslo.",
         "Tell me a joke.",
     ] {
-        let request = CreateChatCompletionRequestArgs::default()
-            .model(MODEL)
-            .messages(vec![user(prompt)])
-            .max_completion_tokens(80u32)
-            .temperature(0.0f32)
+        let request = greedy(MODEL, prompt, 80)
             .response_format(ResponseFormat::JsonSchema {
                 json_schema: ResponseFormatJsonSchema {
                     name: "person".into(),
@@ -206,11 +185,7 @@ async fn required_tool_choice_returns_a_tool_call_in_openai_shape() {
             .build()
             .unwrap(),
     });
-    let request = CreateChatCompletionRequestArgs::default()
-        .model(MODEL)
-        .messages(vec![user("What is the weather in Boston?")])
-        .max_completion_tokens(64u32)
-        .temperature(0.0f32)
+    let request = greedy(MODEL, "What is the weather in Boston?", 64)
         .tools(vec![tool])
         .tool_choice(ChatCompletionToolChoiceOption::Mode(
             ToolChoiceOptions::Required,

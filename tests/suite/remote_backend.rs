@@ -1,11 +1,8 @@
 //! A second Warden uses the first one's `/v1` as its remote backend.
 
-use async_openai::types::chat::{
-    ChatCompletionRequestUserMessageArgs, ChatCompletionStreamOptions,
-    CreateChatCompletionRequestArgs,
-};
+use async_openai::types::chat::ChatCompletionStreamOptions;
 use futures::StreamExt;
-use warden_tests::{MODEL, Options, Server};
+use warden_tests::{MODEL, Options, Server, greedy};
 
 #[tokio::test]
 async fn instance_b_serves_instance_a_through_the_remote_backend() {
@@ -30,40 +27,15 @@ async fn instance_b_serves_instance_a_through_the_remote_backend() {
         ["via-a"]
     );
 
-    let msg = || {
-        vec![
-            ChatCompletionRequestUserMessageArgs::default()
-                .content("Name a fruit.")
-                .build()
-                .unwrap()
-                .into(),
-        ]
-    };
     let direct = a
         .openai()
         .chat()
-        .create(
-            CreateChatCompletionRequestArgs::default()
-                .model(MODEL)
-                .messages(msg())
-                .max_completion_tokens(8u32)
-                .temperature(0.0f32)
-                .build()
-                .unwrap(),
-        )
+        .create(greedy(MODEL, "Name a fruit.", 8).build().unwrap())
         .await
         .unwrap();
     let relayed = client
         .chat()
-        .create(
-            CreateChatCompletionRequestArgs::default()
-                .model("via-a")
-                .messages(msg())
-                .max_completion_tokens(8u32)
-                .temperature(0.0f32)
-                .build()
-                .unwrap(),
-        )
+        .create(greedy("via-a", "Name a fruit.", 8).build().unwrap())
         .await
         .unwrap();
     assert_eq!(relayed.model, "via-a");
@@ -79,11 +51,7 @@ async fn instance_b_serves_instance_a_through_the_remote_backend() {
     let mut stream = client
         .chat()
         .create_stream(
-            CreateChatCompletionRequestArgs::default()
-                .model("via-a")
-                .messages(msg())
-                .max_completion_tokens(8u32)
-                .temperature(0.0f32)
+            greedy("via-a", "Name a fruit.", 8)
                 .stream(true)
                 .stream_options(ChatCompletionStreamOptions {
                     include_usage: Some(true),

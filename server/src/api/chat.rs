@@ -133,7 +133,7 @@ impl SseContext {
 /// Turns backend events into OpenAI chunks: a role chunk, content deltas,
 /// tool calls, a finish chunk, an optional usage chunk, then `[DONE]`.
 fn sse_events(mut ctx: SseContext) -> impl Stream<Item = Result<Event, Infallible>> {
-    async_stream_like(move |tx| async move {
+    let events = crate::task_stream::task_stream(16, move |tx| async move {
         let first = Delta {
             role: Some("assistant"),
             content: Some(String::new()),
@@ -211,29 +211,6 @@ fn sse_events(mut ctx: SseContext) -> impl Stream<Item = Result<Event, Infallibl
             }
         }
         let _ = tx.send(Event::default().data("[DONE]")).await;
-    })
-}
-
-/// A stream fed by an async task through a small channel. The task is
-/// aborted when the stream is dropped, which drops the backend stream.
-fn async_stream_like<F, Fut>(f: F) -> impl Stream<Item = Result<Event, Infallible>>
-where
-    F: FnOnce(tokio::sync::mpsc::Sender<Event>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    let (tx, rx) = tokio::sync::mpsc::channel::<Event>(16);
-    let task = tokio::spawn(f(tx));
-    let guard = AbortOnDrop(task);
-    tokio_stream::wrappers::ReceiverStream::new(rx).map(move |e| {
-        let _ = &guard;
-        Ok(e)
-    })
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    });
+    events.map(Ok)
 }

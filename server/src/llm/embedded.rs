@@ -316,66 +316,47 @@ impl Backend for EmbeddedBackend {
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatOutput, LlmError> {
         let (builder, forced) = self.build(&request)?;
-        // Generation runs as a stream even here, so that dropping this future
-        // (client disconnect) drops the receiver and the engine stops the sequence.
-        let mut stream = self
-            .model
-            .stream_chat_request(builder)
-            .await
-            .map_err(|e| LlmError::Engine(e.to_string()))?;
+        // Generation runs as a stream even here: dropping this future (client
+        // disconnect) drops the receiver and the engine stops the sequence.
+        // A dropped non-streaming receiver would instead panic the engine.
+        let mut events = self.events(builder);
         let mut text = String::new();
         let mut calls = Vec::new();
-        let mut finish = None;
-        let mut total = Usage::default();
-        while let Some(response) = stream.next().await {
-            let chunk = match response {
-                Response::Chunk(chunk) => chunk,
-                Response::Done(done) => {
-                    total = usage(&done.usage);
+        let mut done = None;
+        while let Some(event) = events.next().await {
+            match event? {
+                StreamEvent::Content(t) => text.push_str(&t),
+                StreamEvent::ToolCalls(c) => calls.extend(c),
+                StreamEvent::Done {
+                    finish_reason,
+                    usage,
+                } => {
+                    done = Some((finish_reason, usage));
                     break;
                 }
-                other => return Err(engine_error(other)),
-            };
-            if let Some(u) = &chunk.usage {
-                total = usage(u);
-            }
-            for choice in &chunk.choices {
-                if let Some(t) = &choice.delta.content {
-                    text.push_str(t);
-                }
-                calls.extend(tool_calls(choice.delta.tool_calls.as_ref()));
-                if let Some(r) = &choice.finish_reason {
-                    finish = Some(finish_reason(r));
-                }
-            }
-            if finish.is_some() {
-                break;
             }
         }
+        let (finish_reason, usage) = done.ok_or_else(|| {
+            LlmError::Engine("the engine closed the stream without finishing".into())
+        })?;
         if let Some(f) = forced {
             return Ok(ChatOutput {
                 content: None,
                 tool_calls: vec![f.parse_call(&text)?],
                 finish_reason: FinishReason::ToolCalls,
-                usage: total,
+                usage,
             });
         }
-        let finish = if calls.is_empty() {
-            finish.unwrap_or(FinishReason::Stop)
-        } else {
-            FinishReason::ToolCalls
-        };
         Ok(ChatOutput {
             content: (!text.is_empty() || calls.is_empty()).then_some(text),
             tool_calls: calls,
-            finish_reason: finish,
-            usage: total,
+            finish_reason,
+            usage,
         })
     }
 
     async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream, LlmError> {
-        let (builder, forced) = self.build(&request)?;
-        let events = if forced.is_some() {
+        if tool_forcing::plan(&request)?.is_some() {
             // A forced tool call is only meaningful once complete: generate it
             // whole, then stream it as one tool-call event.
             let out = self.chat(request).await?;
@@ -387,71 +368,11 @@ impl Backend for EmbeddedBackend {
                 }),
             ];
             return Ok(futures::stream::iter(events).boxed());
-        } else {
-            let model = self.model.clone();
-            async_stream_events(move |tx| async move {
-                let mut stream = match model.stream_chat_request(builder).await {
-                    Ok(s) => s,
-                    Err(e) => {
-                        let _ = tx.send(Err(LlmError::Engine(e.to_string()))).await;
-                        return;
-                    }
-                };
-                let mut finish = None;
-                let mut saw_calls = false;
-                let mut total = Usage::default();
-                while let Some(response) = stream.next().await {
-                    let chunk = match response {
-                        Response::Chunk(chunk) => chunk,
-                        Response::Done(done) => {
-                            total = usage(&done.usage);
-                            break;
-                        }
-                        other => {
-                            let _ = tx.send(Err(engine_error(other))).await;
-                            return;
-                        }
-                    };
-                    if let Some(u) = &chunk.usage {
-                        total = usage(u);
-                    }
-                    for choice in chunk.choices {
-                        if let Some(t) = choice.delta.content.filter(|t| !t.is_empty())
-                            && tx.send(Ok(StreamEvent::Content(t))).await.is_err()
-                        {
-                            return;
-                        }
-                        let calls = tool_calls(choice.delta.tool_calls.as_ref());
-                        if !calls.is_empty() {
-                            saw_calls = true;
-                            if tx.send(Ok(StreamEvent::ToolCalls(calls))).await.is_err() {
-                                return;
-                            }
-                        }
-                        if let Some(r) = &choice.finish_reason {
-                            finish = Some(finish_reason(r));
-                        }
-                    }
-                    if finish.is_some() {
-                        break;
-                    }
-                }
-                let finish_reason = if saw_calls {
-                    FinishReason::ToolCalls
-                } else {
-                    finish.unwrap_or(FinishReason::Stop)
-                };
-                let _ = tx
-                    .send(Ok(StreamEvent::Done {
-                        finish_reason,
-                        usage: total,
-                    }))
-                    .await;
-            })
-        };
+        }
+        let (builder, _) = self.build(&request)?;
+        let mut events = self.events(builder);
         // Wait for the first event so that requests the engine rejects
         // (e.g. a prompt longer than the context) fail as HTTP errors.
-        let mut events = events;
         match events.next().await {
             None => Err(LlmError::Engine(
                 "the engine closed the stream without output".into(),
@@ -461,5 +382,73 @@ impl Backend for EmbeddedBackend {
                 .chain(events)
                 .boxed()),
         }
+    }
+}
+
+impl EmbeddedBackend {
+    /// Runs one request on the engine as a stream of backend events that
+    /// ends with exactly one `Done` (or an error).
+    fn events(&self, builder: RequestBuilder) -> EventStream {
+        let model = self.model.clone();
+        async_stream_events(move |tx| async move {
+            let mut stream = match model.stream_chat_request(builder).await {
+                Ok(s) => s,
+                Err(e) => {
+                    let _ = tx.send(Err(LlmError::Engine(e.to_string()))).await;
+                    return;
+                }
+            };
+            let mut finish = None;
+            let mut saw_calls = false;
+            let mut total = Usage::default();
+            while let Some(response) = stream.next().await {
+                let chunk = match response {
+                    Response::Chunk(chunk) => chunk,
+                    Response::Done(done) => {
+                        total = usage(&done.usage);
+                        break;
+                    }
+                    other => {
+                        let _ = tx.send(Err(engine_error(other))).await;
+                        return;
+                    }
+                };
+                if let Some(u) = &chunk.usage {
+                    total = usage(u);
+                }
+                for choice in chunk.choices {
+                    if let Some(t) = choice.delta.content.filter(|t| !t.is_empty())
+                        && tx.send(Ok(StreamEvent::Content(t))).await.is_err()
+                    {
+                        return;
+                    }
+                    let calls = tool_calls(choice.delta.tool_calls.as_ref());
+                    if !calls.is_empty() {
+                        saw_calls = true;
+                        if tx.send(Ok(StreamEvent::ToolCalls(calls))).await.is_err() {
+                            return;
+                        }
+                    }
+                    if let Some(r) = &choice.finish_reason {
+                        finish = Some(finish_reason(r));
+                    }
+                }
+                // The last chunk carries finish_reason and usage; no `Done` follows.
+                if finish.is_some() {
+                    break;
+                }
+            }
+            let finish_reason = if saw_calls {
+                FinishReason::ToolCalls
+            } else {
+                finish.unwrap_or(FinishReason::Stop)
+            };
+            let _ = tx
+                .send(Ok(StreamEvent::Done {
+                    finish_reason,
+                    usage: total,
+                }))
+                .await;
+        })
     }
 }

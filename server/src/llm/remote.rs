@@ -308,23 +308,7 @@ where
     F: FnOnce(tokio::sync::mpsc::Sender<Result<StreamEvent, LlmError>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (tx, rx) = tokio::sync::mpsc::channel(32);
-    let task = tokio::spawn(f(tx));
-    let guard = AbortOnDrop(task);
-    tokio_stream::wrappers::ReceiverStream::new(rx)
-        .map(move |e| {
-            let _ = &guard;
-            e
-        })
-        .boxed()
-}
-
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
+    crate::task_stream::task_stream(32, f).boxed()
 }
 
 #[cfg(test)]
