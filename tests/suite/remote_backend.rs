@@ -9,7 +9,9 @@ async fn instance_b_serves_instance_a_through_the_remote_backend() {
     let a = Server::start().unwrap();
     let b = Server::start_with(Options {
         config: format!(
-            "[[models]]\nbackend = \"openai\"\nid = \"via-a\"\nbase_url = \"{}\"\napi_key_env = \"UPSTREAM_KEY\"\nupstream_model = \"{MODEL}\"\n",
+            "[[models]]\nbackend = \"openai\"\nid = \"via-a\"\nbase_url = \"{0}\"\napi_key_env = \"UPSTREAM_KEY\"\nupstream_model = \"{MODEL}\"\n\
+             [[models]]\nbackend = \"openai\"\nid = \"missing-upstream\"\nbase_url = \"{0}\"\napi_key_env = \"UPSTREAM_KEY\"\nupstream_model = \"nope\"\n\
+             [[models]]\nbackend = \"openai\"\nid = \"down\"\nbase_url = \"http://127.0.0.1:9/v1\"\n",
             a.v1()
         ),
         env: vec![("UPSTREAM_KEY".into(), a.key().to_owned())],
@@ -18,14 +20,8 @@ async fn instance_b_serves_instance_a_through_the_remote_backend() {
     .unwrap();
     let client = b.openai();
     let models = client.models().list().await.unwrap();
-    assert_eq!(
-        models
-            .data
-            .iter()
-            .map(|m| m.id.as_str())
-            .collect::<Vec<_>>(),
-        ["via-a"]
-    );
+    let ids: Vec<&str> = models.data.iter().map(|m| m.id.as_str()).collect();
+    assert_eq!(ids, ["down", "missing-upstream", "via-a"]);
 
     let direct = a
         .openai()
@@ -74,18 +70,30 @@ async fn instance_b_serves_instance_a_through_the_remote_backend() {
     assert_eq!(Some(text), direct.choices[0].message.content);
     assert!(usage.unwrap().completion_tokens >= 1);
 
-    // An upstream rejection reaches B's client as a client error, not a 500.
-    let bad = reqwest::Client::new()
-        .post(format!("{}/chat/completions", b.v1()))
-        .bearer_auth(b.key())
-        .json(&serde_json::json!({"model": "via-a", "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4,
-              "response_format": {"type": "json_schema", "json_schema": {"name": "x", "schema": {"type": "object", "properties": {"a": {"type": "nonsense"}}}}}}))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        bad.status().is_client_error() || bad.status() == 200,
-        "status {}",
-        bad.status()
-    );
+    // An upstream rejection reaches B's client as a 400 naming the upstream
+    // reason; an unreachable upstream is a 502. B keeps serving after both.
+    let http = reqwest::Client::new();
+    for (model, status, needle) in [
+        ("missing-upstream", 400, "upstream rejected the request"),
+        ("down", 502, "upstream error"),
+    ] {
+        let resp = http
+            .post(format!("{}/chat/completions", b.v1()))
+            .bearer_auth(b.key())
+            .json(&serde_json::json!({"model": model, "messages": [{"role": "user", "content": "hi"}], "max_tokens": 4}))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(resp.status().as_u16(), status, "{model}");
+        let body: serde_json::Value = resp.json().await.unwrap();
+        assert!(
+            body["error"]["message"].as_str().unwrap().contains(needle),
+            "{body}"
+        );
+    }
+    let still = client
+        .chat()
+        .create(greedy("via-a", "Hi", 2).build().unwrap())
+        .await;
+    assert!(still.is_ok());
 }
