@@ -6,31 +6,60 @@ export CARGO_TARGET_DIR
 WARDEN := $(CARGO_TARGET_DIR)/debug/warden
 VENV := $(CURDIR)/.venv
 OPENAI_PY := openai==2.8.1
+WASM_TARGET := wasm32-wasip2
+WASM_OUT := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release
+PLUGINS := document chatbot coding
 
-.PHONY: run test toolchain venv build lint
+.PHONY: run test toolchain venv build plugins guests lint
 
 toolchain:
-	rustup target add wasm32-wasip2
+	rustup target add $(WASM_TARGET)
 	rustup component add rustfmt clippy
 
 build: toolchain
 	cargo build --workspace --bins
 
-# Runs Warden with the embedded default model, fetching it first if missing.
-run: build
+# First-party plugins, built exactly as a third party builds theirs, then
+# laid out as plugin directories (plugin.toml + component) in plugins/dist.
+plugins: toolchain
+	cargo build --manifest-path plugins/Cargo.toml --target $(WASM_TARGET) --release
+	for p in $(PLUGINS); do \
+		mkdir -p plugins/dist/$$p && \
+		cp plugins/$$p/plugin.toml plugins/dist/$$p/plugin.toml && \
+		cp $(WASM_OUT)/warden_plugin_$$p.wasm plugins/dist/$$p/$$p.wasm || exit 1; \
+	done
+
+# Misbehaving guests for the sandbox tests.
+guests: toolchain
+	cargo build --manifest-path tests/guests/Cargo.toml --target $(WASM_TARGET) --release
+	mkdir -p tests/guests/dist/hostile
+	cp tests/guests/hostile/plugin.toml tests/guests/dist/hostile/plugin.toml
+	cp $(WASM_OUT)/warden_test_hostile.wasm tests/guests/dist/hostile/hostile.wasm
+
+# Runs Warden with the embedded default model (fetched if missing) and the
+# first-party plugins, granted what ./warden.toml grants them.
+run: build plugins
+	for p in $(PLUGINS); do $(WARDEN) plugin install plugins/dist/$$p || exit 1; done
 	$(WARDEN) serve
 
 venv:
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(OPENAI_PY)"
 
-# Runs the whole test suite: unit tests, then the integration suite against
-# real servers with the real model, SQLite and the local PostgreSQL.
-test: build venv
+# Runs the whole test suite: unit tests (host and plugins), then the
+# integration suite against real servers with the real model, real wasm
+# plugins, SQLite and the local PostgreSQL.
+test: build plugins guests venv
 	$(WARDEN) model fetch
+	cargo test --manifest-path plugins/Cargo.toml --workspace
 	WARDEN_BIN=$(WARDEN) WARDEN_TEST_PYTHON=$(VENV)/bin/python \
+	WARDEN_PLUGINS_DIST=$(CURDIR)/plugins/dist WARDEN_TEST_GUESTS=$(CURDIR)/tests/guests/dist \
+	WARDEN_SDK=$(CURDIR)/sdk \
 		cargo test --workspace -- --test-threads=2
 
 lint: toolchain
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo fmt --manifest-path plugins/Cargo.toml --all --check
+	cargo clippy --manifest-path plugins/Cargo.toml --workspace --target $(WASM_TARGET) -- -D warnings
+	cargo clippy --manifest-path tests/guests/Cargo.toml --workspace --target $(WASM_TARGET) -- -D warnings

@@ -31,8 +31,20 @@ pub enum Command {
     /// Manage API keys (works on the configured database directly).
     #[command(subcommand)]
     Keys(KeysCommand),
-    /// Measure any OpenAI-compatible server.
-    Bench(crate::bench::BenchArgs),
+    /// Plugins: scaffold, check, call, list, install.
+    #[command(subcommand)]
+    Plugin(crate::plugin_cli::PluginCommand),
+    /// Benchmarks: `chat` (any OpenAI-compatible server) and `plugins`.
+    #[command(subcommand)]
+    Bench(BenchCommand),
+}
+
+#[derive(Subcommand)]
+pub enum BenchCommand {
+    /// Measure chat completions on any OpenAI-compatible server.
+    Chat(crate::bench::BenchArgs),
+    /// Measure plugin call latency and load time in-process.
+    Plugins(crate::bench_plugins::PluginBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -71,7 +83,7 @@ pub enum KeysCommand {
 
 pub fn run() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    if let Command::Bench(args) = cli.command {
+    if let Command::Bench(BenchCommand::Chat(args)) = cli.command {
         return runtime()?.block_on(crate::bench::run(args));
     }
     let config = Config::load(cli.config.as_deref()).context("loading configuration")?;
@@ -95,7 +107,11 @@ pub fn run() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys(cmd) => runtime()?.block_on(keys_command(&config, cmd)),
-        Command::Bench(_) => unreachable!("handled above"),
+        Command::Plugin(cmd) => runtime()?.block_on(crate::plugin_cli::run(config, cmd)),
+        Command::Bench(BenchCommand::Plugins(args)) => {
+            runtime()?.block_on(crate::bench_plugins::run(config, args))
+        }
+        Command::Bench(BenchCommand::Chat(_)) => unreachable!("handled above"),
     }
 }
 

@@ -35,6 +35,25 @@ pub struct Config {
     pub server: ServerConfig,
     /// Models served on `/v1`. Empty means "the embedded default model".
     pub models: Vec<ModelConfig>,
+    pub plugins: PluginsConfig,
+}
+
+/// `[plugins]`: where plugins come from, what they are granted, and the
+/// limits that bound every call.
+#[derive(Debug, Clone, Deserialize, Default)]
+#[serde(deny_unknown_fields, default)]
+pub struct PluginsConfig {
+    /// Extra directories scanned at start-up; each subdirectory holding a
+    /// `plugin.toml` is one plugin. Plugins installed through the API or
+    /// `warden plugin install` live in `<data_dir>/plugins`.
+    pub directories: Vec<PathBuf>,
+    /// Model that plugins' `llm` calls use; defaults to the first model.
+    pub llm_model: Option<String>,
+    /// Largest component accepted by `POST /api/plugins`.
+    pub max_upload_bytes: Option<usize>,
+    pub limits: crate::plugins::grant::LimitPolicy,
+    /// Operator grants by plugin id. A plugin without one is granted nothing.
+    pub grants: std::collections::BTreeMap<String, crate::plugins::grant::OperatorGrant>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -179,6 +198,9 @@ impl Config {
         if let Some(v) = get("WARDEN_MAX_TOKENS_LIMIT") {
             s.max_tokens_limit = parse("WARDEN_MAX_TOKENS_LIMIT", &v)?;
         }
+        if let Some(v) = get("WARDEN_PLUGIN_DIRS").filter(|v| !v.is_empty()) {
+            self.plugins.directories = std::env::split_paths(&v).collect();
+        }
         if let Some(v) = get("WARDEN_MODEL_PATH").filter(|v| !v.is_empty()) {
             // Points the default embedded model at another file.
             let path = Some(PathBuf::from(v));
@@ -254,6 +276,15 @@ impl Config {
                 self.server.data_dir.join("warden.db").display()
             ),
         }
+    }
+
+    /// Where installed plugins and the compiled-code cache live.
+    pub fn plugins_dir(&self) -> PathBuf {
+        self.server.data_dir.join("plugins")
+    }
+
+    pub fn plugin_cache_dir(&self) -> PathBuf {
+        self.server.data_dir.join("cache").join("wasm")
     }
 
     pub fn models_dir(&self) -> PathBuf {

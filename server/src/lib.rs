@@ -2,6 +2,7 @@
 
 pub mod api;
 pub mod bench;
+pub mod bench_plugins;
 pub mod cli;
 pub mod config;
 pub mod db;
@@ -9,6 +10,9 @@ pub mod keys;
 pub mod llm;
 pub mod metrics;
 pub mod model;
+pub mod plugin_cli;
+mod plugin_template;
+pub mod plugins;
 pub mod server;
 pub mod task_stream;
 pub mod telemetry;

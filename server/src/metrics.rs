@@ -88,6 +88,16 @@ const HELP: &[(&str, &str, &str)] = &[
         "histogram",
         "Generation speed of each completion, by model.",
     ),
+    (
+        "warden_plugin_calls_total",
+        "counter",
+        "Plugin tool calls by plugin and outcome (ok or an error code).",
+    ),
+    (
+        "warden_plugin_call_duration_seconds",
+        "histogram",
+        "Wall time of plugin tool calls, by plugin.",
+    ),
 ];
 
 impl Metrics {
@@ -137,6 +147,28 @@ impl Metrics {
                 .or_insert_with(|| Histogram::new(TPS_BUCKETS))
                 .observe(f64::from(completion) / gen_seconds);
         }
+    }
+
+    /// `error` is the call's error code, `None` on success. Plugin ids come
+    /// from the installed set, so the label stays bounded.
+    pub fn record_plugin_call(&self, plugin: &str, error: Option<&str>, seconds: f64) {
+        let outcome = error.unwrap_or("ok").to_owned();
+        let mut inner = self.lock();
+        *inner
+            .counters
+            .entry((
+                "warden_plugin_calls_total",
+                vec![("plugin", plugin.to_owned()), ("outcome", outcome)],
+            ))
+            .or_default() += 1;
+        inner
+            .histograms
+            .entry((
+                "warden_plugin_call_duration_seconds",
+                vec![("plugin", plugin.to_owned())],
+            ))
+            .or_insert_with(|| Histogram::new(LATENCY_BUCKETS))
+            .observe(seconds);
     }
 
     /// Renders every metric in the Prometheus text format (version 0.0.4).

@@ -2,6 +2,7 @@
 //! together and runs until SIGTERM or ctrl-c.
 
 use std::io::Write as _;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -37,7 +38,8 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         default_max_tokens: config.server.default_max_tokens,
         max_tokens_limit: config.server.max_tokens_limit,
     };
-    let state = AppState::new(registry, db, limits, request_log);
+    let mut state = AppState::new(registry, db.clone(), limits, request_log);
+    state.plugins = Some(Arc::new(start_plugins(&config, &state, db).await?));
     let app = api::router(state, config.server.max_body_bytes);
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -96,5 +98,56 @@ async fn shutdown_signal() {
     tokio::select! {
         () = ctrl_c => {},
         () = term => {},
+    }
+}
+
+/// Loads every installed plugin; their `llm` calls go to
+/// `plugins.llm_model` (default: the first configured model).
+async fn start_plugins(
+    config: &Config,
+    state: &AppState,
+    db: sea_orm::DatabaseConnection,
+) -> anyhow::Result<crate::plugins::PluginManager> {
+    let model = match &config.plugins.llm_model {
+        Some(m) => m.clone(),
+        None => config
+            .effective_models()
+            .first()
+            .map(|m| m.id().to_owned())
+            .unwrap_or_default(),
+    };
+    if state.registry.get(&model).is_none() {
+        anyhow::bail!("plugins.llm_model {model:?} is not a configured model");
+    }
+    let services = crate::plugins::HostServices {
+        kv: crate::plugins::kv_store::KvStore::new(db.clone()),
+        llm: Some(Arc::new(RegistryLlm {
+            registry: state.registry.clone(),
+            model,
+        })),
+    };
+    crate::plugins::PluginManager::start(
+        config.plugins.clone(),
+        config.plugins_dir(),
+        Some(config.plugin_cache_dir()),
+        db,
+        services,
+    )
+    .await
+    .context("starting the plugin host")
+}
+
+/// Plugins' `llm` import served by one of the server's models.
+struct RegistryLlm {
+    registry: Arc<ModelRegistry>,
+    model: String,
+}
+
+#[async_trait::async_trait]
+impl crate::plugins::LlmProvider for RegistryLlm {
+    async fn backend(&self) -> Result<Arc<dyn crate::llm::Backend>, String> {
+        self.registry
+            .get(&self.model)
+            .ok_or_else(|| format!("model {:?} is not available", self.model))
     }
 }

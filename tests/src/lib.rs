@@ -270,3 +270,99 @@ pub fn greedy(
         .temperature(0.0f32);
     args
 }
+
+/// `plugins/dist`: the first-party plugins as `make plugins` lays them out.
+pub fn plugins_dist() -> PathBuf {
+    std::env::var_os("WARDEN_PLUGINS_DIST")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../plugins/dist"))
+}
+
+/// `tests/guests/dist`: the hostile test guests as `make guests` lays them out.
+pub fn guests_dist() -> PathBuf {
+    std::env::var_os("WARDEN_TEST_GUESTS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("guests/dist"))
+}
+
+/// The warden-sdk crate, for scaffolded plugins.
+pub fn sdk_dir() -> PathBuf {
+    std::env::var_os("WARDEN_SDK")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"))
+}
+
+/// Copies the plugin directory `from` into `into/<name>`, applying `edit`
+/// to its plugin.toml text. Returns the new directory.
+pub fn copy_plugin(
+    from: &Path,
+    into: &Path,
+    edit: impl Fn(String) -> String,
+) -> anyhow::Result<PathBuf> {
+    let name = from.file_name().context("plugin dir name")?;
+    let dest = into.join(name);
+    std::fs::create_dir_all(&dest)?;
+    for entry in std::fs::read_dir(from)? {
+        let entry = entry?;
+        if entry.file_type()?.is_file() {
+            std::fs::copy(entry.path(), dest.join(entry.file_name()))?;
+        }
+    }
+    let manifest = dest.join("plugin.toml");
+    let text = std::fs::read_to_string(&manifest)?;
+    std::fs::write(&manifest, edit(text))?;
+    Ok(dest)
+}
+
+/// A JSON request to Warden's `/api` with the given key.
+pub async fn api(
+    server: &Server,
+    method: reqwest::Method,
+    path: &str,
+    key: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let http = reqwest::Client::new();
+    let mut req = http
+        .request(method, format!("{}/api{path}", server.base))
+        .bearer_auth(key);
+    if let Some(b) = body {
+        req = req.json(&b);
+    }
+    let resp = req.send().await.expect("request");
+    let status = resp.status().as_u16();
+    let text = resp.text().await.expect("body");
+    let json = if text.is_empty() {
+        serde_json::Value::Null
+    } else {
+        serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text))
+    };
+    (status, json)
+}
+
+/// Calls a plugin tool through the API with the admin key.
+pub async fn call_tool(
+    server: &Server,
+    plugin: &str,
+    tool: &str,
+    arguments: serde_json::Value,
+) -> (u16, serde_json::Value) {
+    call_tool_as(server, plugin, tool, arguments, None).await
+}
+
+pub async fn call_tool_as(
+    server: &Server,
+    plugin: &str,
+    tool: &str,
+    arguments: serde_json::Value,
+    user: Option<&str>,
+) -> (u16, serde_json::Value) {
+    api(
+        server,
+        reqwest::Method::POST,
+        &format!("/plugins/{plugin}/tools/{tool}"),
+        server.key(),
+        Some(serde_json::json!({ "arguments": arguments, "user": user })),
+    )
+    .await
+}

@@ -1,9 +1,14 @@
 //! Integration suite: real `warden` servers, the real SmolLM2 model, real
-//! SQLite and PostgreSQL databases, driven by real OpenAI clients.
+//! wasm plugins, real SQLite and PostgreSQL databases, driven by real
+//! OpenAI clients.
 
 mod api_bad_input;
 mod api_chat;
 mod persistence;
+mod plugin_cli;
+mod plugin_registry;
+mod plugin_sandbox;
+mod plugins_first_party;
 mod python_client;
 mod remote_backend;
 mod shutdown;

@@ -7,6 +7,7 @@ pub mod error;
 mod json;
 mod keys;
 mod models;
+pub mod plugins;
 pub mod request_log;
 pub mod wire;
 
@@ -38,6 +39,8 @@ pub struct AppState {
     pub key_touches: Arc<auth::TouchThrottle>,
     /// Unix time the server started, reported as models' `created`.
     pub started_at: i64,
+    /// `None` only in tests that run without plugins.
+    pub plugins: Option<Arc<crate::plugins::PluginManager>>,
 }
 
 impl AppState {
@@ -55,18 +58,40 @@ impl AppState {
             request_log,
             key_touches: Arc::default(),
             started_at: chrono::Utc::now().timestamp(),
+            plugins: None,
         }
     }
 }
 
 pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    // Base64 inflates a component by 4/3; leave room for the manifest.
+    let upload_limit = state
+        .plugins
+        .as_ref()
+        .map_or(max_body_bytes, |p| {
+            p.max_upload_bytes() / 3 * 4 + (256 << 10)
+        })
+        .max(max_body_bytes);
     let v1 = Router::new()
         .route("/models", get(models::list))
         .route("/models/{id}", get(models::get_one))
         .route("/chat/completions", post(chat::completions));
     let api = Router::new()
         .route("/keys", get(keys::list).post(keys::create))
-        .route("/keys/{name}", axum::routing::delete(keys::revoke));
+        .route("/keys/{name}", axum::routing::delete(keys::revoke))
+        .route(
+            "/plugins",
+            get(plugins::list)
+                .post(plugins::install)
+                .layer(DefaultBodyLimit::max(upload_limit)),
+        )
+        .route(
+            "/plugins/{id}",
+            get(plugins::get_one).delete(plugins::remove),
+        )
+        .route("/plugins/{id}/enable", post(plugins::enable))
+        .route("/plugins/{id}/disable", post(plugins::disable))
+        .route("/plugins/{id}/tools/{tool}", post(plugins::call));
     let authed = Router::new().nest("/v1", v1).nest("/api", api).route_layer(
         middleware::from_fn_with_state(state.clone(), auth::require_key),
     );

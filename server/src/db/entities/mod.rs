@@ -1,2 +1,5 @@
 pub mod api_key;
+pub mod plugin;
+pub mod plugin_event;
+pub mod plugin_kv;
 pub mod request_log;

@@ -1,0 +1,177 @@
+//! Support tickets in the `tickets` bucket.
+
+use serde::{Deserialize, Serialize};
+use warden_sdk::{Context, JsonSchema, ToolError, kv};
+
+const BUCKET: &str = "tickets";
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    Low,
+    Normal,
+    High,
+    Urgent,
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, JsonSchema, PartialEq)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Open,
+    Pending,
+    Resolved,
+    Closed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Note {
+    at: u64,
+    by: Option<String>,
+    text: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Ticket {
+    id: String,
+    subject: String,
+    description: String,
+    priority: Priority,
+    status: Status,
+    customer: Option<String>,
+    created_at: u64,
+    updated_at: u64,
+    #[serde(default)]
+    notes: Vec<Note>,
+}
+
+fn now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0)
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateArgs {
+    subject: String,
+    description: String,
+    /// Default: normal.
+    priority: Option<Priority>,
+    /// Who the ticket is for; defaults to the current user.
+    customer: Option<String>,
+}
+
+pub fn create(ctx: &Context, a: CreateArgs) -> Result<Ticket, ToolError> {
+    if a.subject.trim().is_empty() {
+        return Err(ToolError::invalid("subject must not be empty"));
+    }
+    if a.subject.len() > 300 || a.description.len() > 20_000 {
+        return Err(ToolError::invalid(
+            "subject (300) or description (20000 bytes) too long",
+        ));
+    }
+    let n: u64 = kv::get_json(BUCKET, "meta:next-id")?.unwrap_or(1);
+    kv::set_json(BUCKET, "meta:next-id", &(n + 1))?;
+    let t = now();
+    let ticket = Ticket {
+        id: format!("T-{n}"),
+        subject: a.subject.trim().into(),
+        description: a.description,
+        priority: a.priority.unwrap_or(Priority::Normal),
+        status: Status::Open,
+        customer: a.customer.or_else(|| ctx.user.clone()),
+        created_at: t,
+        updated_at: t,
+        notes: Vec::new(),
+    };
+    kv::set_json(BUCKET, &format!("ticket:{}", ticket.id), &ticket)?;
+    Ok(ticket)
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdArgs {
+    /// e.g. "T-12"
+    id: String,
+}
+
+fn load(id: &str) -> Result<Ticket, ToolError> {
+    kv::get_json(BUCKET, &format!("ticket:{id}"))?
+        .ok_or_else(|| ToolError::not_found(format!("no ticket {id:?}")))
+}
+
+pub fn get(_: &Context, a: IdArgs) -> Result<Ticket, ToolError> {
+    load(&a.id)
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ListArgs {
+    status: Option<Status>,
+    /// Only this customer's tickets.
+    customer: Option<String>,
+    /// Default 20.
+    limit: Option<u32>,
+}
+
+pub fn list(_: &Context, a: ListArgs) -> Result<Vec<Ticket>, ToolError> {
+    let mut out = Vec::new();
+    for k in kv::list_keys(BUCKET, "ticket:", 1000)? {
+        if let Some(t) = kv::get_json::<Ticket>(BUCKET, &k)? {
+            let keep = a.status.is_none_or(|s| s == t.status)
+                && a.customer
+                    .as_ref()
+                    .is_none_or(|c| t.customer.as_ref() == Some(c));
+            if keep {
+                out.push(t);
+            }
+        }
+    }
+    out.sort_by(|x, y| {
+        y.created_at
+            .cmp(&x.created_at)
+            .then_with(|| id_number(&y.id).cmp(&id_number(&x.id)))
+    });
+    out.truncate(a.limit.unwrap_or(20).clamp(1, 200) as usize);
+    Ok(out)
+}
+
+fn id_number(id: &str) -> u64 {
+    id.trim_start_matches("T-").parse().unwrap_or(0)
+}
+
+#[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateArgs {
+    id: String,
+    status: Option<Status>,
+    priority: Option<Priority>,
+    /// A note appended to the ticket's history.
+    note: Option<String>,
+}
+
+pub fn update(ctx: &Context, a: UpdateArgs) -> Result<Ticket, ToolError> {
+    let mut t = load(&a.id)?;
+    if a.status.is_none() && a.priority.is_none() && a.note.is_none() {
+        return Err(ToolError::invalid(
+            "nothing to change: give status, priority or note",
+        ));
+    }
+    if let Some(s) = a.status {
+        t.status = s;
+    }
+    if let Some(p) = a.priority {
+        t.priority = p;
+    }
+    if let Some(text) = a.note {
+        t.notes.push(Note {
+            at: now(),
+            by: ctx.user.clone(),
+            text,
+        });
+    }
+    t.updated_at = now();
+    kv::set_json(BUCKET, &format!("ticket:{}", t.id), &t)?;
+    Ok(t)
+}

@@ -1,0 +1,212 @@
+//! The outbound HTTP gate: every `wasi:http` request a plugin makes passes
+//! through [`HttpGate::send_request`], which checks the effective grant,
+//! resolves the host itself and refuses loopback, private, link-local and
+//! other non-global addresses unless the operator allowed private networks.
+//!
+//! For `http://` the request is then sent to the address that was checked,
+//! so DNS rebinding cannot swap it. For `https://` the TLS name check needs
+//! the original host, so the connection resolves again; a rebinding attack
+//! would also have to present a valid certificate for the granted host.
+
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use http_body_util::BodyExt;
+use hyper::http::{Request, Response, Uri};
+use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
+
+use super::grant::EffectiveGrant;
+
+type HttpError = wasmtime_wasi_http::Error;
+type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
+type SendFuture =
+    Box<dyn Future<Output = Result<(Response<WasiBody>, IoFuture), HttpError>> + Send>;
+
+pub struct HttpGate {
+    grant: Arc<EffectiveGrant>,
+    call_id: String,
+    /// No single phase of a request may outlast the call itself.
+    timeout: Duration,
+}
+
+impl HttpGate {
+    pub fn new(grant: Arc<EffectiveGrant>, call_id: String, timeout: Duration) -> Self {
+        Self {
+            grant,
+            call_id,
+            timeout,
+        }
+    }
+}
+
+impl WasiHttpHooks for HttpGate {
+    fn send_request(
+        &mut self,
+        mut request: Request<WasiBody>,
+        options: Option<RequestOptions>,
+        _response_done: IoFuture,
+    ) -> SendFuture {
+        let grant = self.grant.clone();
+        let call_id = self.call_id.clone();
+        let cap = |t: Option<Duration>, limit: Duration| Some(t.map_or(limit, |t| t.min(limit)));
+        let options = options.unwrap_or_default();
+        let options = RequestOptions {
+            connect_timeout: cap(options.connect_timeout, self.timeout),
+            first_byte_timeout: cap(options.first_byte_timeout, self.timeout),
+            between_bytes_timeout: cap(options.between_bytes_timeout, self.timeout),
+        };
+        Box::new(async move {
+            let uri = request.uri().clone();
+            let deny = |why: String| {
+                tracing::warn!(plugin = grant.plugin_id(), call = %call_id, "plugin HTTP request denied: {why}");
+                HttpError::HttpRequestDenied
+            };
+            let (scheme, host, port) =
+                target(&uri).ok_or_else(|| deny(format!("unusable URI {uri}")))?;
+            grant.check_http(scheme, &host, port).map_err(deny)?;
+            let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
+                .await
+                .map_err(|_| HttpError::DestinationNotFound)?
+                .collect();
+            if addrs.is_empty() {
+                return Err(HttpError::DestinationNotFound);
+            }
+            if !grant.allow_private_networks
+                && let Some(bad) = addrs.iter().find(|a| !is_global(a.ip()))
+            {
+                tracing::warn!(
+                    plugin = grant.plugin_id(), call = %call_id,
+                    "plugin HTTP request to {host} denied: it resolves to {} (private networks are not granted)",
+                    bad.ip()
+                );
+                return Err(HttpError::DestinationIpProhibited);
+            }
+            if scheme == "http" {
+                pin_to(&mut request, addrs[0]).map_err(|_| HttpError::HttpRequestUriInvalid)?;
+            }
+            tracing::debug!(plugin = grant.plugin_id(), call = %call_id, "plugin HTTP request to {uri}");
+            let (response, io) =
+                wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
+            Ok((
+                response.map(BodyExt::boxed_unsync),
+                Box::new(io) as IoFuture,
+            ))
+        })
+    }
+}
+
+/// (scheme, lower-case host, port) of an absolute URI.
+fn target(uri: &Uri) -> Option<(&'static str, String, u16)> {
+    let scheme = match uri.scheme_str()? {
+        "http" => "http",
+        "https" => "https",
+        _ => return None,
+    };
+    let host = uri
+        .host()?
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_ascii_lowercase();
+    let port = uri
+        .port_u16()
+        .unwrap_or(if scheme == "http" { 80 } else { 443 });
+    Some((scheme, host, port))
+}
+
+/// Points the request at `addr` while keeping its `Host` header.
+fn pin_to(request: &mut Request<WasiBody>, addr: SocketAddr) -> Result<(), hyper::http::Error> {
+    let path = request
+        .uri()
+        .path_and_query()
+        .map_or("/", |p| p.as_str())
+        .to_owned();
+    let uri = Uri::builder()
+        .scheme("http")
+        .authority(addr.to_string())
+        .path_and_query(path)
+        .build()?;
+    *request.uri_mut() = uri;
+    Ok(())
+}
+
+/// Whether an address is on the public internet.
+pub fn is_global(ip: IpAddr) -> bool {
+    match ip {
+        IpAddr::V4(v4) => is_global_v4(v4),
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => is_global_v4(v4),
+            None => is_global_v6(v6),
+        },
+    }
+}
+
+fn is_global_v4(ip: Ipv4Addr) -> bool {
+    let [a, b, ..] = ip.octets();
+    !(ip.is_loopback()
+        || ip.is_private()
+        || ip.is_link_local()
+        || ip.is_unspecified()
+        || ip.is_broadcast()
+        || ip.is_documentation()
+        || ip.is_multicast()
+        || a == 0
+        || (a == 100 && (64..128).contains(&b)) // shared address space (CGNAT)
+        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
+        || (a == 198 && (18..20).contains(&b)) // benchmarking
+        || a >= 240)
+}
+
+fn is_global_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_loopback()
+        || ip.is_unspecified()
+        || ip.is_multicast()
+        || (first & 0xfe00) == 0xfc00 // unique local
+        || (first & 0xffc0) == 0xfe80 // link local
+        || first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_and_special_addresses_are_not_global() {
+        for ip in [
+            "127.0.0.1",
+            "10.1.2.3",
+            "172.16.0.1",
+            "192.168.1.1",
+            "169.254.169.254",
+            "0.0.0.0",
+            "100.64.0.1",
+            "255.255.255.255",
+            "::1",
+            "::",
+            "fc00::1",
+            "fe80::1",
+            "::ffff:127.0.0.1",
+        ] {
+            assert!(!is_global(ip.parse().unwrap()), "{ip}");
+        }
+        for ip in ["1.1.1.1", "93.184.216.34", "2606:4700::1111"] {
+            assert!(is_global(ip.parse().unwrap()), "{ip}");
+        }
+    }
+
+    #[test]
+    fn targets_default_their_ports() {
+        let t = |s: &str| target(&s.parse().unwrap());
+        assert_eq!(
+            t("https://API.example.com/x"),
+            Some(("https", "api.example.com".into(), 443))
+        );
+        assert_eq!(
+            t("http://127.0.0.1:8080/"),
+            Some(("http", "127.0.0.1".into(), 8080))
+        );
+        assert_eq!(t("ftp://x/"), None);
+    }
+}
