@@ -63,3 +63,4 @@ lint: toolchain
 	cargo fmt --manifest-path plugins/Cargo.toml --all --check
 	cargo clippy --manifest-path plugins/Cargo.toml --workspace --target $(WASM_TARGET) -- -D warnings
 	cargo clippy --manifest-path tests/guests/Cargo.toml --workspace --target $(WASM_TARGET) -- -D warnings
+	cd sdk && cargo fmt --check && cargo clippy --target $(WASM_TARGET) -- -D warnings

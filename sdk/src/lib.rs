@@ -33,6 +33,7 @@
 //! See sdk/README.md for the whole author guide.
 
 #[doc(hidden)]
+#[allow(clippy::too_many_arguments)] // generated import shims
 pub mod bindings {
     wit_bindgen::generate!({
         path: "wit",

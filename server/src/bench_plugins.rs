@@ -2,8 +2,10 @@
 //!
 //! Measures, on first-party components built by `make plugins`:
 //! cold load (compile, no cache), cached load (compiled code from the
-//! on-disk cache), and warm call latency (p50/p99, calls/s) for a trivial
-//! tool (`warden.coding` `format_json` on `{}`) and for `warden.document`
+//! on-disk cache), and warm call latency (p50/p99, calls/s) for trivial
+//! tools on a small plugin (`warden.document` `document_stats` on "hi") and
+//! on the largest (`warden.coding`, 4.8 MB with Rhai and a JSON Schema
+//! validator: `format_json` on `{}`), and for `warden.document`
 //! `render_html` on a ~20 KB Markdown document.
 
 use std::path::PathBuf;
@@ -107,6 +109,12 @@ pub async fn run(config: Config, args: PluginBenchArgs) -> anyhow::Result<()> {
             plugins[0].clone(),
             "format_json",
             serde_json::json!({"json": "{}"}),
+        ),
+        (
+            "document_stats (trivial)",
+            plugins[1].clone(),
+            "document_stats",
+            serde_json::json!({"markdown": "hi"}),
         ),
         (
             "render_html (20 KB)",

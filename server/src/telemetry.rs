@@ -4,7 +4,9 @@ use tracing_subscriber::EnvFilter;
 
 pub fn init() {
     let filter = EnvFilter::try_from_env("WARDEN_LOG").unwrap_or_else(|_| {
-        EnvFilter::new("info,mistralrs_core=warn,mistralrs_quant=warn,sqlx=warn")
+        EnvFilter::new(
+            "info,mistralrs_core=warn,mistralrs_quant=warn,sqlx=warn,sea_orm_migration=warn",
+        )
     });
     // A second init (e.g. in tests) keeps the first subscriber.
     let _ = tracing_subscriber::fmt()

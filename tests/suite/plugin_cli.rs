@@ -232,3 +232,37 @@ fn loopback_is_refused_even_when_the_host_is_granted() {
         "{stderr}"
     );
 }
+
+#[test]
+fn a_fuel_budget_ends_runaway_code_deterministically() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = copy_plugin(&guests_dist().join("hostile"), tmp.path(), |t| {
+        t.replace("[limits]", "[limits]\nfuel = 20000000")
+    })
+    .unwrap();
+    let out = warden(
+        &["plugin", "call", dir.to_str().unwrap(), "spin"],
+        Path::new("/dev/null"),
+        tmp.path(),
+    );
+    let (_, stderr) = text(&out);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("fuel budget of 20000000 exhausted (fuel_exhausted)"),
+        "{stderr}"
+    );
+    let out = warden(
+        &[
+            "plugin",
+            "call",
+            dir.to_str().unwrap(),
+            "echo",
+            r#"{"text":"x"}"#,
+        ],
+        Path::new("/dev/null"),
+        tmp.path(),
+    );
+    let (_, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(stderr.contains("fuel: "), "{stderr}");
+}

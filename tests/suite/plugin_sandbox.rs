@@ -1,7 +1,7 @@
 //! Hostile guests against the real host: each misbehaviour ends with a
 //! clear error of the right kind, and the host keeps serving other calls.
 
-use std::io::Read;
+use std::io::{Read, Write};
 use std::net::TcpListener;
 
 use serde_json::json;
@@ -24,13 +24,38 @@ fn black_hole() -> u16 {
     port
 }
 
+/// A minimal HTTP server that answers every request with `hello from loopback`.
+fn responder() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for mut stream in listener.incoming().flatten() {
+            let mut buf = [0u8; 4096];
+            let _ = stream.read(&mut buf);
+            let body = "hello from loopback";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    port
+}
+
 fn start(port: u16) -> (Server, tempfile::TempDir) {
+    start_with(port, |t| t)
+}
+
+/// Starts a server with the hostile guest, allowed to reach 127.0.0.1:`port`
+/// (and, for the positive HTTP case, a responder), after `edit` on its manifest.
+fn start_with(port: u16, edit: impl Fn(String) -> String) -> (Server, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
     copy_plugin(&guests_dist().join("hostile"), dir.path(), |t| {
-        t.replace(
+        edit(t.replace(
             r#"http_hosts = ["https://api.example.com"]"#,
             &format!(r#"http_hosts = ["https://api.example.com", "http://127.0.0.1:{port}"]"#),
-        )
+        ))
     })
     .unwrap();
     let config = format!(
@@ -218,4 +243,44 @@ async fn a_runaway_call_does_not_block_other_calls() {
         echo_done < spin_done,
         "echo waited for the spinning call to hit its deadline"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn granted_hosts_are_reachable_when_private_networks_are_allowed() {
+    let port = responder();
+    let (server, _dir) = start(port);
+    let (s, body) = call_tool(
+        &server,
+        "test.hostile",
+        "http_get",
+        json!({"url": format!("http://127.0.0.1:{port}/greeting")}),
+    )
+    .await;
+    assert_eq!(s, 200, "{body}");
+    assert_eq!(
+        body["output"],
+        json!({"status": 200, "body": "hello from loopback"})
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn calls_beyond_the_concurrency_cap_wait_or_are_refused() {
+    let (server, _dir) = start_with(black_hole(), |t| {
+        t.replace("[limits]", "[limits]\nmax_concurrency = 1")
+    });
+    let spinning = call_tool(&server, "test.hostile", "spin", json!({}));
+    let echo = async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        call_tool(&server, "test.hostile", "echo", json!({"text": "queued"})).await
+    };
+    let ((s1, _), (s2, b2)) = tokio::join!(spinning, echo);
+    assert_eq!(s1, 422);
+    // Either it waited for the only slot, or it was refused as busy; it never ran alongside.
+    match s2 {
+        200 => assert_eq!(b2["queued"], true, "{b2}"),
+        429 => assert_eq!(code(&b2), "busy"),
+        other => panic!("unexpected {other}: {b2}"),
+    }
+    let (_, alone) = call_tool(&server, "test.hostile", "echo", json!({"text": "alone"})).await;
+    assert_eq!(alone["queued"], false);
 }

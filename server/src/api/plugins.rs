@@ -223,6 +223,7 @@ pub async fn call(
             "elapsed_ms": outcome.elapsed.as_secs_f64() * 1000.0,
             "peak_memory_bytes": outcome.peak_memory_bytes,
             "fuel_consumed": outcome.fuel_consumed,
+            "queued": outcome.queued,
         }))),
         Err(e) => Err(call_error(&e)),
     }

@@ -103,16 +103,27 @@ struct Engines {
     plain: (Engine, Linker<CallState>),
     metered: OnceLock<(Engine, Linker<CallState>)>,
     cache_dir: Option<PathBuf>,
+    max_memory_bytes: u64,
 }
 
 impl Engines {
-    fn new(cache_dir: Option<PathBuf>) -> anyhow::Result<Self> {
-        let engine = super::engine::build(cache_dir.as_deref(), false)?;
+    fn new(cache_dir: Option<PathBuf>, config: &PluginsConfig) -> anyhow::Result<Self> {
+        // The largest memory any grant allows sizes the allocator's slots.
+        let max_mb = config
+            .grants
+            .values()
+            .filter_map(|g| g.memory_mb)
+            .chain([config.limits.max_memory_mb])
+            .max()
+            .unwrap_or(config.limits.max_memory_mb);
+        let max_memory_bytes = u64::from(max_mb) << 20;
+        let engine = super::engine::build(cache_dir.as_deref(), false, max_memory_bytes)?;
         let linker = runtime::linker(&engine)?;
         Ok(Engines {
             plain: (engine, linker),
             metered: OnceLock::new(),
             cache_dir,
+            max_memory_bytes,
         })
     }
 
@@ -124,7 +135,7 @@ impl Engines {
         if let Some(m) = self.metered.get() {
             return Ok(m);
         }
-        let engine = super::engine::build(self.cache_dir.as_deref(), true)?;
+        let engine = super::engine::build(self.cache_dir.as_deref(), true, self.max_memory_bytes)?;
         let linker = runtime::linker(&engine)?;
         Ok(self.metered.get_or_init(|| (engine, linker)))
     }
@@ -153,7 +164,7 @@ impl PluginManager {
         std::fs::create_dir_all(&managed_dir)
             .with_context(|| format!("creating {}", managed_dir.display()))?;
         let manager = PluginManager {
-            engines: Engines::new(cache_dir)?,
+            engines: Engines::new(cache_dir, &config)?,
             config,
             managed_dir: managed_dir.clone(),
             db,

@@ -118,6 +118,8 @@ pub struct CallOutcome {
     pub elapsed: Duration,
     pub peak_memory_bytes: u64,
     pub fuel_consumed: Option<u64>,
+    /// The plugin was at its concurrency cap and this call waited for a slot.
+    pub queued: bool,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -276,6 +278,7 @@ impl LoadedPlugin {
             elapsed: started.elapsed(),
             peak_memory_bytes: peak,
             fuel_consumed: fuel,
+            queued: false,
         };
         if self.tool(tool).is_none() {
             let known: Vec<_> = self.tools.iter().map(|t| t.name.as_str()).collect();
@@ -289,11 +292,20 @@ impl LoadedPlugin {
                 None,
             );
         }
-        let _permit =
-            match tokio::time::timeout(timeout, self.permits.clone().acquire_owned()).await {
-                Ok(Ok(p)) => p,
-                _ => return outcome(Err(CallError::Busy(limits.max_concurrency)), 0, None),
-            };
+        let (_permit, queued) = match self.permits.clone().try_acquire_owned() {
+            Ok(p) => (p, false),
+            Err(_) => {
+                match tokio::time::timeout(timeout, self.permits.clone().acquire_owned()).await {
+                    Ok(Ok(p)) => (p, true),
+                    _ => {
+                        let mut busy =
+                            outcome(Err(CallError::Busy(limits.max_concurrency)), 0, None);
+                        busy.queued = true;
+                        return busy;
+                    }
+                }
+            }
+        };
         let (mut store, capture) = self.new_store(&call_id, deadline, timeout);
         if let Some(fuel) = limits.fuel
             && let Err(e) = store.set_fuel(fuel)
@@ -337,7 +349,9 @@ impl LoadedPlugin {
         if let Err(e) = &result {
             tracing::info!(plugin = self.id(), tool, call = %call_id, code = e.code(), "plugin call failed: {e}");
         }
-        outcome(result, peak, fuel_consumed)
+        let mut done = outcome(result, peak, fuel_consumed);
+        done.queued = queued;
+        done
     }
 }
 

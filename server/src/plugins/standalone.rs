@@ -56,7 +56,11 @@ pub async fn load(
     let grant = EffectiveGrant::compute(&manifest, operator.as_ref(), &config.limits, |k| {
         std::env::var(k).ok()
     });
-    let engine = super::engine::build(cache_dir, grant.limits.fuel.is_some())?;
+    let engine = super::engine::build(
+        cache_dir,
+        grant.limits.fuel.is_some(),
+        grant.limits.memory_bytes,
+    )?;
     let linker = runtime::linker(&engine)?;
     let plugin = LoadedPlugin::load(&engine, &linker, manifest, &bytes, grant, services)
         .await
