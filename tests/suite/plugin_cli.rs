@@ -266,3 +266,45 @@ fn a_fuel_budget_ends_runaway_code_deterministically() {
     assert!(out.status.success(), "{stderr}");
     assert!(stderr.contains("fuel: "), "{stderr}");
 }
+
+#[test]
+fn install_records_the_plugin_and_list_shows_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let none = Path::new("/dev/null");
+    let dir = plugins_dist().join("document");
+    let out = warden(
+        &["plugin", "install", dir.to_str().unwrap()],
+        none,
+        tmp.path(),
+    );
+    let (stdout, stderr) = text(&out);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("installed warden.document 0.1.0 (10 tools)"),
+        "{stdout}"
+    );
+    assert!(
+        tmp.path()
+            .join("plugins/warden.document/document.wasm")
+            .is_file()
+    );
+
+    // Installing the same files again changes nothing.
+    let again = warden(
+        &["plugin", "install", dir.to_str().unwrap()],
+        none,
+        tmp.path(),
+    );
+    assert!(again.status.success(), "{:?}", text(&again));
+
+    let out = warden(&["plugin", "list"], none, tmp.path());
+    let (stdout, _) = text(&out);
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with("warden.document"))
+        .unwrap_or_default();
+    assert!(
+        row.contains("0.1.0") && row.contains("enabled") && row.contains("managed"),
+        "{stdout}"
+    );
+}

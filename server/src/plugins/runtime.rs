@@ -349,6 +349,8 @@ impl LoadedPlugin {
         if let Err(e) = &result {
             tracing::info!(plugin = self.id(), tool, call = %call_id, code = e.code(), "plugin call failed: {e}");
         }
+        // Dropping the store returns its slot to the pool; count it in the call.
+        drop(store);
         let mut done = outcome(result, peak, fuel_consumed);
         done.queued = queued;
         done
