@@ -231,6 +231,7 @@ impl Config {
                 "server.default_max_tokens must be between 1 and server.max_tokens_limit".into(),
             ));
         }
+        self.validate_plugins()?;
         let mut seen = std::collections::HashSet::new();
         for m in &self.models {
             let id = m.id();
@@ -250,6 +251,68 @@ impl Config {
                 return Err(ConfigError::Invalid(format!(
                     "model {id:?}: base_url must start with http:// or https://"
                 )));
+            }
+        }
+        Ok(())
+    }
+
+    fn validate_plugins(&self) -> Result<(), ConfigError> {
+        let l = &self.plugins.limits;
+        let bad = |m: String| Err(ConfigError::Invalid(format!("plugins.limits: {m}")));
+        if l.default_memory_mb == 0 || l.default_memory_mb > l.max_memory_mb {
+            return bad("default_memory_mb must be between 1 and max_memory_mb".into());
+        }
+        if l.max_memory_mb > 4096 {
+            return bad("max_memory_mb must be at most 4096".into());
+        }
+        if l.default_timeout_ms == 0 || l.default_timeout_ms > l.max_timeout_ms {
+            return bad("default_timeout_ms must be between 1 and max_timeout_ms".into());
+        }
+        if l.max_timeout_ms > 3_600_000 {
+            return bad("max_timeout_ms must be at most 3600000 (one hour)".into());
+        }
+        if l.default_max_output_bytes == 0 || l.default_max_output_bytes > l.max_output_bytes {
+            return bad("default_max_output_bytes must be between 1 and max_output_bytes".into());
+        }
+        if l.default_max_concurrency == 0 || l.default_max_concurrency > l.max_concurrency {
+            return bad("default_max_concurrency must be between 1 and max_concurrency".into());
+        }
+        if l.max_concurrency > crate::plugins::engine::POOL_INSTANCES {
+            return bad(format!(
+                "max_concurrency must be at most {}",
+                crate::plugins::engine::POOL_INSTANCES
+            ));
+        }
+        let tokens = self.server.max_tokens_limit;
+        if l.default_llm_max_tokens == 0 || l.default_llm_max_tokens > tokens {
+            return bad(
+                "default_llm_max_tokens must be between 1 and server.max_tokens_limit".into(),
+            );
+        }
+        if self.plugins.max_upload_bytes.is_some_and(|b| b > 1 << 30) {
+            return Err(ConfigError::Invalid(
+                "plugins.max_upload_bytes must be at most 1 GiB".into(),
+            ));
+        }
+        for (id, g) in &self.plugins.grants {
+            let grant_bad = |m: &str| {
+                Err(ConfigError::Invalid(format!(
+                    "plugins.grants.\"{id}\": {m}"
+                )))
+            };
+            if g.memory_mb.is_some_and(|m| m == 0 || m > 4096) {
+                return grant_bad("memory_mb must be between 1 and 4096");
+            }
+            if g.timeout_ms.is_some_and(|t| t == 0 || t > 3_600_000) {
+                return grant_bad("timeout_ms must be between 1 and 3600000");
+            }
+            if g.max_concurrency
+                .is_some_and(|c| c == 0 || c > crate::plugins::engine::POOL_INSTANCES)
+            {
+                return grant_bad("max_concurrency is out of range");
+            }
+            if g.llm_max_tokens.is_some_and(|t| t == 0 || t > tokens) {
+                return grant_bad("llm_max_tokens must be between 1 and server.max_tokens_limit");
             }
         }
         Ok(())
@@ -365,6 +428,10 @@ mod tests {
             "[[models]]\nbackend=\"embedded\"\nid=\"a\"\n[[models]]\nbackend=\"embedded\"\nid=\"a\"",
             "[[models]]\nbackend=\"openai\"\nid=\"r\"\nbase_url=\"ftp://x\"",
             "[[models]]\nbackend=\"embedded\"\nid=\"agent:x\"",
+            "[plugins.limits]\ndefault_memory_mb = 1024",
+            "[plugins.limits]\nmax_timeout_ms = 99999999999",
+            "[plugins.grants.\"a.b\"]\nllm_max_tokens = 999999",
+            "[plugins.grants.\"a.b\"]\nmax_concurrency = 100000",
         ] {
             let c = Config::from_toml(toml).unwrap();
             assert!(c.validate().is_err(), "{toml}");

@@ -67,6 +67,7 @@ use serde::{{Deserialize, Serialize}};
 use warden_sdk::{{Context, Effect, JsonSchema, Plugin, Tool, ToolError, kv}};
 
 #[derive(Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 struct GreetArgs {{
     /// Who to greet.
     name: String,

@@ -90,6 +90,20 @@ async fn lifecycle(database_url: Option<String>) {
     )
     .await;
     assert_eq!(s, 403);
+    let mut traversal = upload("coding", "coding.wasm");
+    traversal["manifest"] = json!(traversal["manifest"].as_str().unwrap().replace(
+        "component = \"coding.wasm\"",
+        "component = \"../../escape.wasm\""
+    ));
+    let (s, b) = api(&server, Method::POST, "/plugins", &key, Some(traversal)).await;
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("must be a relative path inside the plugin directory"),
+        "{b}"
+    );
 
     let (s, installed) = api(
         &server,
@@ -110,6 +124,26 @@ async fn lifecycle(database_url: Option<String>) {
     )
     .await;
     assert_eq!(s, 200);
+
+    // User keys see the plugin but cannot manage or call it.
+    let user = user_key.trim();
+    let (s, list) = api(&server, Method::GET, "/plugins", user, None).await;
+    assert_eq!(s, 200);
+    assert!(
+        list["data"][0].get("grant").is_none(),
+        "operator detail shown to a user: {list}"
+    );
+    for (method, path) in [
+        (Method::GET, "/plugins/warden.coding"),
+        (Method::POST, "/plugins/warden.coding/disable"),
+        (Method::POST, "/plugins/warden.coding/enable"),
+        (Method::DELETE, "/plugins/warden.coding"),
+        (Method::POST, "/plugins/warden.coding/tools/format_json"),
+    ] {
+        let body = Some(json!({"arguments": {"json": "1"}}));
+        let (s, b) = api(&server, method.clone(), path, user, body).await;
+        assert_eq!(s, 403, "{method} {path}: {b}");
+    }
 
     let (s, _) = api(
         &server,
@@ -196,7 +230,7 @@ async fn lifecycle(database_url: Option<String>) {
     let (s, _) = api(
         &server,
         Method::DELETE,
-        "/plugins/warden.coding?purge_data=true",
+        "/plugins/warden.coding",
         &key,
         None,
     )

@@ -149,6 +149,13 @@ async fn hostile_guests_end_cleanly_and_the_host_keeps_serving() {
             "cannot read /etc/passwd",
         ),
         (
+            "sneaky_write",
+            json!({}),
+            403,
+            "denied",
+            "writing kv needs a tool with effect \"writes\" or higher; this tool declares \"pure\"",
+        ),
+        (
             "ask_llm",
             json!({"text": "hi"}),
             403,

@@ -58,7 +58,8 @@ pub struct CreateArgs {
     description: String,
     /// Default: normal.
     priority: Option<Priority>,
-    /// Who the ticket is for; defaults to the current user.
+    /// Who the ticket is for. Only honoured when the caller acts for no
+    /// particular user (an operator); otherwise it is the current user.
     customer: Option<String>,
 }
 
@@ -80,7 +81,7 @@ pub fn create(ctx: &Context, a: CreateArgs) -> Result<Ticket, ToolError> {
         description: a.description,
         priority: a.priority.unwrap_or(Priority::Normal),
         status: Status::Open,
-        customer: a.customer.or_else(|| ctx.user.clone()),
+        customer: ctx.user.clone().or(a.customer),
         created_at: t,
         updated_at: t,
         notes: Vec::new(),
@@ -96,13 +97,24 @@ pub struct IdArgs {
     id: String,
 }
 
-fn load(id: &str) -> Result<Ticket, ToolError> {
-    kv::get_json(BUCKET, &format!("ticket:{id}"))?
-        .ok_or_else(|| ToolError::not_found(format!("no ticket {id:?}")))
+/// A ticket the caller may see: with a user, only that user's tickets (a
+/// ticket of someone else reads as missing, so ids cannot be probed).
+fn load(ctx: &Context, id: &str) -> Result<Ticket, ToolError> {
+    let missing = || ToolError::not_found(format!("no ticket {id:?}"));
+    let ticket: Ticket = kv::get_json(BUCKET, &format!("ticket:{id}"))?.ok_or_else(missing)?;
+    if visible(ctx, &ticket) {
+        Ok(ticket)
+    } else {
+        Err(missing())
+    }
 }
 
-pub fn get(_: &Context, a: IdArgs) -> Result<Ticket, ToolError> {
-    load(&a.id)
+fn visible(ctx: &Context, t: &Ticket) -> bool {
+    ctx.user.is_none() || t.customer == ctx.user
+}
+
+pub fn get(ctx: &Context, a: IdArgs) -> Result<Ticket, ToolError> {
+    load(ctx, &a.id)
 }
 
 #[derive(Deserialize, JsonSchema)]
@@ -115,11 +127,12 @@ pub struct ListArgs {
     limit: Option<u32>,
 }
 
-pub fn list(_: &Context, a: ListArgs) -> Result<Vec<Ticket>, ToolError> {
+pub fn list(ctx: &Context, a: ListArgs) -> Result<Vec<Ticket>, ToolError> {
     let mut out = Vec::new();
     for k in kv::list_keys(BUCKET, "ticket:", 1000)? {
         if let Some(t) = kv::get_json::<Ticket>(BUCKET, &k)? {
-            let keep = a.status.is_none_or(|s| s == t.status)
+            let keep = visible(ctx, &t)
+                && a.status.is_none_or(|s| s == t.status)
                 && a.customer
                     .as_ref()
                     .is_none_or(|c| t.customer.as_ref() == Some(c));
@@ -152,7 +165,7 @@ pub struct UpdateArgs {
 }
 
 pub fn update(ctx: &Context, a: UpdateArgs) -> Result<Ticket, ToolError> {
-    let mut t = load(&a.id)?;
+    let mut t = load(ctx, &a.id)?;
     if a.status.is_none() && a.priority.is_none() && a.note.is_none() {
         return Err(ToolError::invalid(
             "nothing to change: give status, priority or note",
@@ -165,6 +178,14 @@ pub fn update(ctx: &Context, a: UpdateArgs) -> Result<Ticket, ToolError> {
         t.priority = p;
     }
     if let Some(text) = a.note {
+        if text.len() > 4000 {
+            return Err(ToolError::invalid("note longer than 4000 bytes"));
+        }
+        if t.notes.len() >= 100 {
+            return Err(ToolError::LimitExceeded(
+                "a ticket holds at most 100 notes".into(),
+            ));
+        }
         t.notes.push(Note {
             at: now(),
             by: ctx.user.clone(),

@@ -16,6 +16,7 @@ use std::time::Instant;
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::handler::Handler as _;
 use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -81,9 +82,11 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/keys/{name}", axum::routing::delete(keys::revoke))
         .route(
             "/plugins",
-            get(plugins::list)
-                .post(plugins::install)
-                .layer(DefaultBodyLimit::max(upload_limit)),
+            get(plugins::list).post(
+                plugins::install
+                    .layer(middleware::from_fn(plugins::admin_only))
+                    .layer(DefaultBodyLimit::max(upload_limit)),
+            ),
         )
         .route(
             "/plugins/{id}",

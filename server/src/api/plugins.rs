@@ -1,8 +1,10 @@
 //! `/api/plugins`: list, install, enable, disable, remove and call plugins.
 //! Listing is open to every key; changes and direct tool calls need admin.
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::StatusCode;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use base64::Engine as _;
 use serde::Deserialize;
@@ -39,15 +41,44 @@ pub fn manage_error(e: ManageError) -> ApiError {
     }
 }
 
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+/// Refuses non-admin keys before the (large) upload body is read.
+pub async fn admin_only(req: Request, next: Next) -> Response {
+    match req.extensions().get::<Principal>().map(require_admin) {
+        Some(Ok(())) => next.run(req).await,
+        Some(Err(e)) => e.into_response(),
+        None => ApiError::unauthorized("missing API key").into_response(),
+    }
+}
+
+/// Admins see everything; other keys see what a plugin offers, not how the
+/// operator configured it (grants, paths, config values, event actors).
+pub async fn list(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+) -> Result<Json<Value>, ApiError> {
     let plugins = manager(&state)?.list().await;
-    Ok(Json(json!({ "object": "list", "data": plugins })))
+    let data: Vec<Value> = if require_admin(&principal).is_ok() {
+        plugins.iter().map(|p| json!(p)).collect()
+    } else {
+        plugins
+            .iter()
+            .map(|p| {
+                json!({
+                    "id": p.id, "name": p.name, "version": p.version,
+                    "description": p.description, "status": p.status, "tools": p.tools,
+                })
+            })
+            .collect()
+    };
+    Ok(Json(json!({ "object": "list", "data": data })))
 }
 
 pub async fn get_one(
     State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    require_admin(&principal)?;
     let m = manager(&state)?;
     let view = m.view(&id).await.map_err(manage_error)?;
     let events: Vec<Value> = m
@@ -140,8 +171,10 @@ async fn set_enabled(
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RemoveQuery {
+    /// Keep the plugin's kv data (default: delete it with the plugin, so a
+    /// later plugin claiming the same id cannot inherit it).
     #[serde(default)]
-    purge_data: bool,
+    keep_data: bool,
 }
 
 pub async fn remove(
@@ -152,7 +185,7 @@ pub async fn remove(
 ) -> Result<StatusCode, ApiError> {
     require_admin(&principal)?;
     manager(&state)?
-        .remove(&id, q.purge_data, &principal.name)
+        .remove(&id, !q.keep_data, &principal.name)
         .await
         .map_err(manage_error)?;
     Ok(StatusCode::NO_CONTENT)

@@ -33,6 +33,9 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
                 .synchronous(SqliteSynchronous::Normal)
                 .busy_timeout(Duration::from_secs(5))
                 .foreign_keys(true)
+                // Plugin kv prefix listing uses LIKE, which must match
+                // case-sensitively as it does on PostgreSQL.
+                .pragma("case_sensitive_like", "ON")
         });
     } else {
         options.max_connections(16);

@@ -243,6 +243,20 @@ impl EffectiveGrant {
         }
     }
 
+    /// The same limits with every capability withdrawn (for `describe`,
+    /// which runs outside any tool call).
+    pub fn without_capabilities(&self) -> EffectiveGrant {
+        EffectiveGrant {
+            llm_granted: false,
+            kv_granted: Vec::new(),
+            http_granted: Vec::new(),
+            config: self.config.keys().map(|k| (k.clone(), None)).collect(),
+            secret_values: Vec::new(),
+            warnings: Vec::new(),
+            ..self.clone()
+        }
+    }
+
     pub fn plugin_id(&self) -> &str {
         &self.plugin_id
     }

@@ -18,6 +18,7 @@ use hyper::http::{Request, Response, Uri};
 use wasmtime_wasi_http::{RequestOptions, WasiBody, WasiHttpHooks};
 
 use super::grant::EffectiveGrant;
+use super::manifest::Effect;
 
 type HttpError = wasmtime_wasi_http::Error;
 type IoFuture = Box<dyn Future<Output = Result<(), HttpError>> + Send>;
@@ -26,15 +27,22 @@ type SendFuture =
 
 pub struct HttpGate {
     grant: Arc<EffectiveGrant>,
+    effect: Effect,
     call_id: String,
     /// No single phase of a request may outlast the call itself.
     timeout: Duration,
 }
 
 impl HttpGate {
-    pub fn new(grant: Arc<EffectiveGrant>, call_id: String, timeout: Duration) -> Self {
+    pub fn new(
+        grant: Arc<EffectiveGrant>,
+        effect: Effect,
+        call_id: String,
+        timeout: Duration,
+    ) -> Self {
         Self {
             grant,
+            effect,
             call_id,
             timeout,
         }
@@ -50,6 +58,8 @@ impl WasiHttpHooks for HttpGate {
     ) -> SendFuture {
         let grant = self.grant.clone();
         let call_id = self.call_id.clone();
+        let effect_ok =
+            super::state::require_effect(self.effect, Effect::External, "outbound HTTP");
         let cap = |t: Option<Duration>, limit: Duration| Some(t.map_or(limit, |t| t.min(limit)));
         let options = options.unwrap_or_default();
         let options = RequestOptions {
@@ -59,12 +69,20 @@ impl WasiHttpHooks for HttpGate {
         };
         Box::new(async move {
             let uri = request.uri().clone();
+            // Queries can carry credentials: never log them.
+            let shown = format!(
+                "{}://{}{}",
+                uri.scheme_str().unwrap_or("?"),
+                uri.authority().map_or("?", |a| a.as_str()),
+                uri.path()
+            );
             let deny = |why: String| {
                 tracing::warn!(plugin = grant.plugin_id(), call = %call_id, "plugin HTTP request denied: {why}");
                 HttpError::HttpRequestDenied
             };
+            effect_ok.map_err(deny)?;
             let (scheme, host, port) =
-                target(&uri).ok_or_else(|| deny(format!("unusable URI {uri}")))?;
+                target(&uri).ok_or_else(|| deny(format!("unusable URI {shown}")))?;
             grant.check_http(scheme, &host, port).map_err(deny)?;
             let addrs: Vec<SocketAddr> = tokio::net::lookup_host((host.as_str(), port))
                 .await
@@ -86,7 +104,7 @@ impl WasiHttpHooks for HttpGate {
             if scheme == "http" {
                 pin_to(&mut request, addrs[0]).map_err(|_| HttpError::HttpRequestUriInvalid)?;
             }
-            tracing::debug!(plugin = grant.plugin_id(), call = %call_id, "plugin HTTP request to {uri}");
+            tracing::debug!(plugin = grant.plugin_id(), call = %call_id, "plugin HTTP request to {shown}");
             let (response, io) =
                 wasmtime_wasi_http::default_send_request(request, Some(options)).await?;
             Ok((
@@ -159,12 +177,30 @@ fn is_global_v4(ip: Ipv4Addr) -> bool {
 }
 
 fn is_global_v6(ip: Ipv6Addr) -> bool {
-    let first = ip.segments()[0];
+    let seg = ip.segments();
+    let first = seg[0];
+    // Forms that embed an IPv4 address are judged by that address:
+    // NAT64 (64:ff9b::/96, 64:ff9b:1::/48), 6to4 (2002::/16) and the
+    // deprecated IPv4-compatible ::a.b.c.d.
+    let v4 = |hi: u16, lo: u16| Ipv4Addr::from((u32::from(hi) << 16) | u32::from(lo));
+    if first == 0x64 && seg[1] == 0xff9b && seg[2] == 1 {
+        return false; // local-use NAT64: translates to anything
+    }
+    if first == 0x64 && seg[1] == 0xff9b {
+        return is_global_v4(v4(seg[6], seg[7]));
+    }
+    if first == 0x2002 {
+        return is_global_v4(v4(seg[1], seg[2]));
+    }
+    if seg[..6].iter().all(|s| *s == 0) && !ip.is_loopback() && !ip.is_unspecified() {
+        return is_global_v4(v4(seg[6], seg[7]));
+    }
     !(ip.is_loopback()
         || ip.is_unspecified()
         || ip.is_multicast()
         || (first & 0xfe00) == 0xfc00 // unique local
         || (first & 0xffc0) == 0xfe80 // link local
+        || (first & 0xffc0) == 0xfec0 // site local (deprecated)
         || first == 0x2001 && ip.segments()[1] == 0x0db8) // documentation
 }
 
@@ -191,7 +227,12 @@ mod tests {
         ] {
             assert!(!is_global(ip.parse().unwrap()), "{ip}");
         }
-        for ip in ["1.1.1.1", "93.184.216.34", "2606:4700::1111"] {
+        for ip in [
+            "1.1.1.1",
+            "93.184.216.34",
+            "2606:4700::1111",
+            "64:ff9b::101:101",
+        ] {
             assert!(is_global(ip.parse().unwrap()), "{ip}");
         }
     }

@@ -94,9 +94,18 @@ impl KvStore {
 
     /// Removes everything a plugin stored (used when it is removed).
     pub async fn purge(&self, plugin: &str) -> Result<u64, DbErr> {
+        self.purge_in(&self.db, plugin).await
+    }
+
+    /// [`Self::purge`] inside the caller's transaction.
+    pub async fn purge_in(
+        &self,
+        db: &impl sea_orm::ConnectionTrait,
+        plugin: &str,
+    ) -> Result<u64, DbErr> {
         let res = Entity::delete_many()
             .filter(Column::PluginId.eq(plugin))
-            .exec(&self.db)
+            .exec(db)
             .await?;
         Ok(res.rows_affected)
     }

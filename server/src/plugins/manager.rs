@@ -356,7 +356,12 @@ impl PluginManager {
         let _guard = self.changes.lock().await;
         let manifest = Manifest::parse(manifest_text, Path::new(MANIFEST_FILE))
             .map_err(|e| ManageError::BadRequest(e.to_string()))?;
-        let relative = safe_relative(&manifest.component).ok_or_else(|| {
+        let relative = safe_relative(&manifest.component)
+            .filter(|r| {
+                r.file_name()
+                    .is_some_and(|n| n != MANIFEST_FILE && !n.to_string_lossy().starts_with('.'))
+            })
+            .ok_or_else(|| {
             ManageError::BadRequest(format!(
                 "plugin.toml: component {:?} must be a relative path inside the plugin directory",
                 manifest.component
@@ -429,7 +434,7 @@ impl PluginManager {
         if let Err(e) = recorded {
             // Put the old files back so disk and database still agree.
             let _ = std::fs::remove_dir_all(&staging);
-            if final_dir.exists() && had_previous {
+            if final_dir.exists() {
                 let _ = std::fs::remove_dir_all(&final_dir);
             }
             if had_previous {
@@ -531,21 +536,52 @@ impl PluginManager {
         if row.is_none() && dir.is_none() {
             return Err(ManageError::NotFound(format!("no plugin {id:?}")));
         }
-        let txn = self.db.begin().await?;
-        plugin::Entity::delete_by_id(id.to_owned())
-            .exec(&txn)
-            .await?;
-        let detail = purge_data.then(|| "kv data purged".to_owned());
-        event(&txn, id, "remove", actor, detail).await?;
-        txn.commit().await?;
-        self.entries.write().await.remove(id);
-        if let Some(dir) = dir {
-            std::fs::remove_dir_all(&dir)
-                .with_context(|| format!("removing {}", dir.display()))
-                .map_err(ManageError::Internal)?;
+        // Move the files aside first, so a failure leaves either the old
+        // state or the new one, never a row without files or files without
+        // a row.
+        let parked = match &dir {
+            Some(d) if d.exists() => {
+                let parked = self
+                    .managed_dir
+                    .join(format!(".removed-{}", uuid::Uuid::new_v4().simple()));
+                std::fs::rename(d, &parked)
+                    .with_context(|| format!("moving {} aside", d.display()))
+                    .map_err(ManageError::Internal)?;
+                Some((d.clone(), parked))
+            }
+            _ => None,
+        };
+        let committed = async {
+            let txn = self.db.begin().await?;
+            plugin::Entity::delete_by_id(id.to_owned())
+                .exec(&txn)
+                .await?;
+            if purge_data {
+                self.services.kv.purge_in(&txn, id).await?;
+            }
+            let detail = if purge_data {
+                "kv data purged"
+            } else {
+                "kv data kept"
+            };
+            event(&txn, id, "remove", actor, Some(detail.to_owned())).await?;
+            txn.commit().await
         }
-        if purge_data {
-            self.services.kv.purge(id).await?;
+        .await;
+        if let Err(e) = committed {
+            if let Some((original, parked)) = &parked {
+                let _ = std::fs::rename(parked, original);
+            }
+            return Err(e.into());
+        }
+        self.entries.write().await.remove(id);
+        if let Some((_, parked)) = parked
+            && let Err(e) = std::fs::remove_dir_all(&parked)
+        {
+            tracing::warn!(
+                "removed plugin {id}, but could not delete {}: {e}",
+                parked.display()
+            );
         }
         tracing::info!(plugin = %id, %actor, "plugin removed");
         Ok(())

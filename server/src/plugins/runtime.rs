@@ -90,6 +90,24 @@ impl CallError {
     }
 }
 
+impl CallError {
+    /// Applies `f` to the free-text part of the error.
+    pub fn map_message(self, f: impl Fn(&str) -> String) -> CallError {
+        match self {
+            CallError::InvalidArguments(m) => CallError::InvalidArguments(f(&m)),
+            CallError::UnknownTool(m) => CallError::UnknownTool(f(&m)),
+            CallError::NotFound(m) => CallError::NotFound(f(&m)),
+            CallError::Denied(m) => CallError::Denied(f(&m)),
+            CallError::LimitExceeded(m) => CallError::LimitExceeded(f(&m)),
+            CallError::Failed(m) => CallError::Failed(f(&m)),
+            CallError::BadOutput(m) => CallError::BadOutput(f(&m)),
+            CallError::Trapped(m) => CallError::Trapped(f(&m)),
+            CallError::Host(m) => CallError::Host(f(&m)),
+            other => other,
+        }
+    }
+}
+
 impl From<ToolError> for CallError {
     fn from(e: ToolError) -> Self {
         match e {
@@ -155,7 +173,7 @@ impl LoadedPlugin {
         use anyhow::Context;
         let digest = super::manifest::digest_of(bytes);
         if let Some(pinned) = &manifest.digest
-            && *pinned != digest
+            && pinned.to_ascii_lowercase() != digest
         {
             anyhow::bail!(
                 "component digest {digest} does not match the manifest's pinned {pinned}"
@@ -202,24 +220,25 @@ impl LoadedPlugin {
 
     fn new_store(
         &self,
+        grant: Arc<EffectiveGrant>,
+        effect: Effect,
         call_id: &str,
         deadline: Instant,
         timeout: Duration,
     ) -> (Store<CallState>, MemoryOutputPipe) {
+        // stdout is discarded; stderr is kept (bounded) for panic messages.
         let capture = MemoryOutputPipe::new(CAPTURE_BYTES);
-        let wasi = WasiCtxBuilder::new()
-            .stdout(capture.clone())
-            .stderr(capture.clone())
-            .build();
+        let wasi = WasiCtxBuilder::new().stderr(capture.clone()).build();
         let mut table = ResourceTable::new();
         table.set_max_capacity(10_000);
         let state = CallState {
             wasi,
             http: WasiHttpCtx::new(),
-            http_gate: HttpGate::new(self.grant.clone(), call_id.to_owned(), timeout),
+            http_gate: HttpGate::new(grant.clone(), effect, call_id.to_owned(), timeout),
             table,
-            limiter: MemoryLimiter::new(self.grant.limits.memory_bytes),
-            grant: self.grant.clone(),
+            limiter: MemoryLimiter::new(grant.limits.memory_bytes),
+            grant,
+            effect,
             services: self.services.clone(),
             call_id: call_id.to_owned(),
             llm_calls: 0,
@@ -240,7 +259,14 @@ impl LoadedPlugin {
 
     async fn describe(&self) -> anyhow::Result<PluginInfo> {
         let deadline = Instant::now() + DESCRIBE_TIMEOUT;
-        let (mut store, capture) = self.new_store("describe", deadline, DESCRIBE_TIMEOUT);
+        // `describe` runs at load, outside any tool call: no capabilities.
+        let (mut store, capture) = self.new_store(
+            Arc::new(self.grant.without_capabilities()),
+            Effect::Pure,
+            "describe",
+            deadline,
+            DESCRIBE_TIMEOUT,
+        );
         if let Some(fuel) = self.grant.limits.fuel {
             store.set_fuel(fuel).map_err(anyhow::Error::from)?;
         }
@@ -271,6 +297,7 @@ impl LoadedPlugin {
         let call_id = format!("call_{}", uuid::Uuid::new_v4().simple());
         let limits = self.grant.limits;
         let timeout = Duration::from_millis(limits.timeout_ms);
+        // One budget for the whole call, waiting for a slot included.
         let deadline = started + timeout;
         let outcome = |result, peak, fuel| CallOutcome {
             call_id: call_id.clone(),
@@ -280,7 +307,7 @@ impl LoadedPlugin {
             fuel_consumed: fuel,
             queued: false,
         };
-        if self.tool(tool).is_none() {
+        let Some(effect) = self.tool(tool).map(|t| t.effect) else {
             let known: Vec<_> = self.tools.iter().map(|t| t.name.as_str()).collect();
             return outcome(
                 Err(CallError::UnknownTool(format!(
@@ -291,11 +318,12 @@ impl LoadedPlugin {
                 0,
                 None,
             );
-        }
+        };
         let (_permit, queued) = match self.permits.clone().try_acquire_owned() {
             Ok(p) => (p, false),
             Err(_) => {
-                match tokio::time::timeout(timeout, self.permits.clone().acquire_owned()).await {
+                let slot = self.permits.clone().acquire_owned();
+                match tokio::time::timeout_at(deadline.into(), slot).await {
                     Ok(Ok(p)) => (p, true),
                     _ => {
                         let mut busy =
@@ -306,7 +334,8 @@ impl LoadedPlugin {
                 }
             }
         };
-        let (mut store, capture) = self.new_store(&call_id, deadline, timeout);
+        let (mut store, capture) =
+            self.new_store(self.grant.clone(), effect, &call_id, deadline, timeout);
         if let Some(fuel) = limits.fuel
             && let Err(e) = store.set_fuel(fuel)
         {
@@ -323,7 +352,7 @@ impl LoadedPlugin {
                 .call_call_tool(&mut store, &context, tool, arguments)
                 .await
         };
-        let result = tokio::time::timeout(timeout + OUTER_GRACE, run).await;
+        let result = tokio::time::timeout_at((deadline + OUTER_GRACE).into(), run).await;
         let hit = store.data().limiter.hit;
         let peak = store.data().limiter.peak as u64;
         let fuel_consumed = limits
@@ -346,6 +375,9 @@ impl LoadedPlugin {
                 }
             }
         };
+        // Messages can carry plugin-written text: cap it and redact secrets
+        // before it reaches the log or the caller.
+        let result = result.map_err(|e| e.map_message(|m| self.grant.redact(&truncate(m))));
         if let Err(e) = &result {
             tracing::info!(plugin = self.id(), tool, call = %call_id, code = e.code(), "plugin call failed: {e}");
         }

@@ -12,6 +12,7 @@ use super::grant::EffectiveGrant;
 use super::host::HostServices;
 use super::http::HttpGate;
 use super::limiter::MemoryLimiter;
+use super::manifest::Effect;
 
 /// Most `llm.complete` calls one tool call may make.
 pub const MAX_LLM_CALLS_PER_CALL: u32 = 16;
@@ -25,6 +26,8 @@ pub struct CallState {
     pub(super) table: ResourceTable,
     pub(super) limiter: MemoryLimiter,
     pub(super) grant: Arc<EffectiveGrant>,
+    /// The declared effect of the tool being called; imports beyond it are refused.
+    pub(super) effect: Effect,
     pub(super) services: HostServices,
     pub(super) call_id: String,
     pub(super) llm_calls: u32,
@@ -47,5 +50,24 @@ impl WasiHttpView for CallState {
             table: &mut self.table,
             hooks: &mut self.http_gate,
         }
+    }
+}
+
+impl CallState {
+    /// Refuses an import that needs more than the running tool declared.
+    pub(super) fn require_effect(&self, needed: Effect, what: &str) -> Result<(), String> {
+        require_effect(self.effect, needed, what)
+    }
+}
+
+pub(super) fn require_effect(declared: Effect, needed: Effect, what: &str) -> Result<(), String> {
+    if declared >= needed {
+        Ok(())
+    } else {
+        Err(format!(
+            "{what} needs a tool with effect \"{}\" or higher; this tool declares \"{}\"",
+            needed.as_str(),
+            declared.as_str()
+        ))
     }
 }

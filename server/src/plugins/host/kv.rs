@@ -1,9 +1,17 @@
 use crate::plugins::bindings::{kv, types::HostError};
 use crate::plugins::kv_store::{MAX_KEY_BYTES, MAX_LIST};
+use crate::plugins::manifest::Effect;
 use crate::plugins::state::CallState;
 
 impl CallState {
-    fn kv_check(&self, bucket: &str, key: Option<&str>) -> Result<(), HostError> {
+    fn kv_check(&self, bucket: &str, key: Option<&str>, needs: Effect) -> Result<(), HostError> {
+        let what = if needs == Effect::Writes {
+            "writing kv"
+        } else {
+            "reading kv"
+        };
+        self.require_effect(needs, what)
+            .map_err(HostError::Denied)?;
         self.grant.check_kv(bucket).map_err(HostError::Denied)?;
         if let Some(key) = key {
             if key.is_empty() {
@@ -27,7 +35,7 @@ impl CallState {
 
 impl kv::Host for CallState {
     async fn get(&mut self, bucket: String, key: String) -> Result<Option<Vec<u8>>, HostError> {
-        self.kv_check(&bucket, Some(&key))?;
+        self.kv_check(&bucket, Some(&key), Effect::Reads)?;
         let store = self.services.kv.clone();
         store
             .get(self.grant.plugin_id(), &bucket, &key)
@@ -36,7 +44,7 @@ impl kv::Host for CallState {
     }
 
     async fn set(&mut self, bucket: String, key: String, value: Vec<u8>) -> Result<(), HostError> {
-        self.kv_check(&bucket, Some(&key))?;
+        self.kv_check(&bucket, Some(&key), Effect::Writes)?;
         let limit = self.grant.limits.kv_max_value_bytes;
         if value.len() as u64 > limit {
             return Err(HostError::LimitExceeded(format!(
@@ -52,7 +60,7 @@ impl kv::Host for CallState {
     }
 
     async fn delete(&mut self, bucket: String, key: String) -> Result<bool, HostError> {
-        self.kv_check(&bucket, Some(&key))?;
+        self.kv_check(&bucket, Some(&key), Effect::Writes)?;
         let store = self.services.kv.clone();
         store
             .delete(self.grant.plugin_id(), &bucket, &key)
@@ -66,7 +74,7 @@ impl kv::Host for CallState {
         prefix: String,
         limit: u32,
     ) -> Result<Vec<String>, HostError> {
-        self.kv_check(&bucket, None)?;
+        self.kv_check(&bucket, None, Effect::Reads)?;
         let store = self.services.kv.clone();
         store
             .list_keys(

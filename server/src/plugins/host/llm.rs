@@ -10,6 +10,8 @@ const DEFAULT_MAX_TOKENS: u32 = 256;
 
 impl llm::Host for CallState {
     async fn complete(&mut self, request: CompletionRequest) -> Result<Completion, HostError> {
+        self.require_effect(crate::plugins::manifest::Effect::Reads, "llm")
+            .map_err(HostError::Denied)?;
         self.grant.check_llm().map_err(HostError::Denied)?;
         self.llm_calls += 1;
         if self.llm_calls > MAX_LLM_CALLS_PER_CALL {
@@ -33,7 +35,9 @@ impl llm::Host for CallState {
             Err(crate::llm::LlmError::InvalidRequest(m)) => Err(HostError::Invalid(m)),
             Err(e) => {
                 tracing::warn!(plugin = self.grant.plugin_id(), call = %self.call_id, "plugin llm call failed: {e}");
-                Err(HostError::Unavailable(e.to_string()))
+                Err(HostError::Unavailable(
+                    "the model failed; see the server log".into(),
+                ))
             }
         }
     }
