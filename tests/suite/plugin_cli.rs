@@ -308,3 +308,35 @@ fn install_records_the_plugin_and_list_shows_it() {
         "{stdout}"
     );
 }
+
+#[test]
+fn kv_writes_beyond_the_plugin_quota_are_refused() {
+    let tmp = tempfile::tempdir().unwrap();
+    let config = tmp.path().join("warden.toml");
+    std::fs::write(&config, "[plugins.limits]\nkv_max_total_bytes = 64\n").unwrap();
+    let dir = guests_dist().join("hostile");
+    let write = |value: &str| {
+        let args = format!(r#"{{"bucket":"scratch","key":"k","value":"{value}"}}"#);
+        warden(
+            &[
+                "plugin",
+                "call",
+                dir.to_str().unwrap(),
+                "kv_write",
+                &args,
+                "--grant-all",
+            ],
+            &config,
+            tmp.path(),
+        )
+    };
+    let small = write(&"x".repeat(20));
+    assert!(small.status.success(), "{:?}", text(&small));
+    let big = write(&"x".repeat(100));
+    let (_, stderr) = text(&big);
+    assert!(!big.status.success());
+    assert!(
+        stderr.contains("its quota is 64 (plugins.limits.kv_max_total_bytes)"),
+        "{stderr}"
+    );
+}

@@ -20,7 +20,9 @@ fn upload(dir: &str, component: &str) -> Value {
 async fn lifecycle(database_url: Option<String>) {
     let data = tempfile::tempdir().unwrap();
     let opts = Options {
-        config: "[plugins.grants.\"warden.coding\"]\nllm = true\n".into(),
+        config: "[plugins.grants.\"warden.coding\"]\nllm = true\n\
+                 [plugins.grants.\"warden.document\"]\nkv_buckets = [\"documents\"]\n"
+            .into(),
         database_url: database_url.clone(),
         data_dir: Some(data.path().to_owned()),
         ..Options::default()
@@ -248,6 +250,37 @@ async fn lifecycle(database_url: Option<String>) {
     )
     .await;
     assert_eq!(s, 404);
+
+    // kv through this database (quota accounting included).
+    let (s, b) = api(
+        &server,
+        Method::POST,
+        "/plugins",
+        &key,
+        Some(upload("document", "document.wasm")),
+    )
+    .await;
+    assert_eq!(s, 201, "{b}");
+    let (s, b) = call_tool(
+        &server,
+        "warden.document",
+        "create_document",
+        json!({"title": "Ünïcode", "content": "body"}),
+    )
+    .await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = call_tool(
+        &server,
+        "warden.document",
+        "get_document",
+        json!({"id": "doc-1"}),
+    )
+    .await;
+    assert_eq!(
+        (s, b["output"]["title"].as_str()),
+        (200, Some("Ünïcode")),
+        "{b}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -59,6 +59,8 @@ pub struct LimitPolicy {
     pub default_llm_max_tokens: u32,
     /// Largest kv value.
     pub kv_max_value_bytes: u64,
+    /// Most bytes (keys and values) one plugin may keep in kv.
+    pub kv_max_total_bytes: u64,
 }
 
 impl Default for LimitPolicy {
@@ -74,6 +76,7 @@ impl Default for LimitPolicy {
             max_concurrency: 64,
             default_llm_max_tokens: 512,
             kv_max_value_bytes: 1 << 20,
+            kv_max_total_bytes: 256 << 20,
         }
     }
 }
@@ -88,6 +91,7 @@ pub struct EffectiveLimits {
     pub fuel: Option<u64>,
     pub llm_max_tokens: u32,
     pub kv_max_value_bytes: u64,
+    pub kv_max_total_bytes: u64,
 }
 
 #[derive(Debug, Clone)]
@@ -225,6 +229,7 @@ impl EffectiveGrant {
             fuel,
             llm_max_tokens: g.llm_max_tokens.unwrap_or(policy.default_llm_max_tokens),
             kv_max_value_bytes: policy.kv_max_value_bytes,
+            kv_max_total_bytes: policy.kv_max_total_bytes,
         };
 
         EffectiveGrant {

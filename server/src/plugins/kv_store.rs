@@ -63,6 +63,37 @@ impl KvStore {
         Ok(())
     }
 
+    /// Bytes (keys and values) a plugin keeps, and what `key` currently takes.
+    pub async fn usage(&self, plugin: &str, bucket: &str, key: &str) -> Result<(u64, u64), DbErr> {
+        use sea_orm::{ConnectionTrait, Statement};
+        let backend = self.db.get_database_backend();
+        let sql = match backend {
+            sea_orm::DatabaseBackend::Postgres => {
+                "SELECT COALESCE(SUM(OCTET_LENGTH(key) + OCTET_LENGTH(value)), 0)::BIGINT AS total, \
+                 COALESCE(SUM(CASE WHEN bucket = $2 AND key = $3 THEN OCTET_LENGTH(key) + OCTET_LENGTH(value) ELSE 0 END), 0)::BIGINT AS this \
+                 FROM plugin_kv WHERE plugin_id = $1"
+            }
+            _ => {
+                "SELECT COALESCE(SUM(LENGTH(CAST(key AS BLOB)) + LENGTH(value)), 0) AS total, \
+                 COALESCE(SUM(CASE WHEN bucket = ?2 AND key = ?3 THEN LENGTH(CAST(key AS BLOB)) + LENGTH(value) ELSE 0 END), 0) AS this \
+                 FROM plugin_kv WHERE plugin_id = ?1"
+            }
+        };
+        let row = self
+            .db
+            .query_one_raw(Statement::from_sql_and_values(
+                backend,
+                sql,
+                [plugin.into(), bucket.into(), key.into()],
+            ))
+            .await?;
+        let get = |col: &str| -> Result<u64, DbErr> {
+            let v: i64 = row.as_ref().map_or(Ok(0), |r| r.try_get("", col))?;
+            Ok(u64::try_from(v).unwrap_or(0))
+        };
+        Ok((get("total")?, get("this")?))
+    }
+
     pub async fn delete(&self, plugin: &str, bucket: &str, key: &str) -> Result<bool, DbErr> {
         let res = Entity::delete_by_id((plugin.to_owned(), bucket.to_owned(), key.to_owned()))
             .exec(&self.db)

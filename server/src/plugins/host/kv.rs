@@ -53,6 +53,18 @@ impl kv::Host for CallState {
             )));
         }
         let store = self.services.kv.clone();
+        let quota = self.grant.limits.kv_max_total_bytes;
+        let (total, this) = store
+            .usage(self.grant.plugin_id(), &bucket, &key)
+            .await
+            .map_err(|e| self.storage_error(e))?;
+        let after = total - this.min(total) + key.len() as u64 + value.len() as u64;
+        if after > quota {
+            return Err(HostError::LimitExceeded(format!(
+                "this plugin's kv data would reach {after} bytes; its quota is {quota} \
+                 (plugins.limits.kv_max_total_bytes)"
+            )));
+        }
         store
             .set(self.grant.plugin_id(), &bucket, &key, value)
             .await
