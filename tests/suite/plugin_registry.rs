@@ -293,3 +293,80 @@ async fn plugin_lifecycle_on_postgres() {
     let db = PgDatabase::create().await.unwrap();
     lifecycle(Some(db.url.clone())).await;
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn directory_plugins_changed_on_disk_run_only_after_an_admin_accepts_them() {
+    let data = tempfile::tempdir().unwrap();
+    let dirs = tempfile::tempdir().unwrap();
+    let plugin =
+        warden_tests::copy_plugin(&plugins_dist().join("coding"), dirs.path(), |t| t).unwrap();
+    let opts = Options {
+        config: format!("[plugins]\ndirectories = [\"{}\"]\n", dirs.path().display()),
+        data_dir: Some(data.path().to_owned()),
+        ..Options::default()
+    };
+    let server = Server::start_with(opts.clone()).unwrap();
+    let key = server.key().to_owned();
+    let (s, _) = call_tool(
+        &server,
+        "warden.coding",
+        "diff_stats",
+        json!({"diff": "--- a/x\n+++ b/x\n@@ -1 +1 @@\n-a\n+b\n"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    assert!(server.terminate().unwrap().success());
+
+    // Rebuild "in place": the directory now holds a different component.
+    let mut bytes = std::fs::read(plugin.join("coding.wasm")).unwrap();
+    // A custom section appended to a component keeps it valid but changes its digest.
+    bytes.extend_from_slice(&[0x00, 0x05, 0x04, b'n', b'o', b't', b'e']);
+    std::fs::write(plugin.join("coding.wasm"), bytes).unwrap();
+
+    let mut server = Server::start_with(opts).unwrap();
+    server.admin_key = Some(key.clone());
+    let (_, one) = api(&server, Method::GET, "/plugins/warden.coding", &key, None).await;
+    assert_eq!(one["status"], "failed", "{one}");
+    assert!(
+        one["error"]
+            .as_str()
+            .unwrap()
+            .contains("POST /api/plugins/warden.coding/accept"),
+        "{one}"
+    );
+    let (s, _) = call_tool(
+        &server,
+        "warden.coding",
+        "format_json",
+        json!({"json": "1"}),
+    )
+    .await;
+    assert_eq!(s, 409);
+
+    let (s, accepted) = api(
+        &server,
+        Method::POST,
+        "/plugins/warden.coding/accept",
+        &key,
+        None,
+    )
+    .await;
+    assert_eq!(s, 200, "{accepted}");
+    assert_eq!(accepted["status"], "active");
+    let (s, _) = call_tool(
+        &server,
+        "warden.coding",
+        "format_json",
+        json!({"json": "1"}),
+    )
+    .await;
+    assert_eq!(s, 200);
+    let (_, one) = api(&server, Method::GET, "/plugins/warden.coding", &key, None).await;
+    let actions: Vec<&str> = one["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["install", "accept"]);
+}

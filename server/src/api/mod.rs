@@ -92,6 +92,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
             "/plugins/{id}",
             get(plugins::get_one).delete(plugins::remove),
         )
+        .route("/plugins/{id}/accept", post(plugins::accept))
         .route("/plugins/{id}/enable", post(plugins::enable))
         .route("/plugins/{id}/disable", post(plugins::disable))
         .route("/plugins/{id}/tools/{tool}", post(plugins::call));

@@ -136,6 +136,21 @@ pub async fn install(
     ))
 }
 
+pub async fn accept(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&principal)?;
+    let view = manager(&state)?
+        .accept(&id, &principal.name)
+        .await
+        .map_err(manage_error)?;
+    Ok(Json(
+        serde_json::to_value(view).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}
+
 pub async fn enable(
     State(state): State<AppState>,
     Extension(principal): Extension<Principal>,

@@ -411,23 +411,38 @@ impl HostPattern {
         if rest.contains(['/', '?', '#', '@']) || rest.is_empty() {
             return Err(bad("must not have a path, query or user info"));
         }
-        let (host, port) = match rest.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || rest.starts_with('[') => {
-                let port = p.parse::<u16>().map_err(|_| bad("has an invalid port"))?;
-                (h, Some(port))
+        let parse_port = |p: &str| p.parse::<u16>().map_err(|_| bad("has an invalid port"));
+        let (host, port) = if let Some(inner) = rest.strip_prefix('[') {
+            // An IPv6 literal: [addr] or [addr]:port; kept without brackets,
+            // as request hosts are compared without them.
+            let (addr, after) = inner
+                .split_once(']')
+                .ok_or_else(|| bad("has an invalid host"))?;
+            if addr.parse::<std::net::Ipv6Addr>().is_err() {
+                return Err(bad("has an invalid host"));
             }
-            _ => (rest, None),
+            let port = match after {
+                "" => None,
+                p => Some(parse_port(
+                    p.strip_prefix(':')
+                        .ok_or_else(|| bad("has an invalid port"))?,
+                )?),
+            };
+            (addr.to_ascii_lowercase(), port)
+        } else {
+            let (h, port) = match rest.rsplit_once(':') {
+                Some((h, p)) => (h, Some(parse_port(p)?)),
+                None => (rest, None),
+            };
+            let host = h.to_ascii_lowercase();
+            let label_ok =
+                |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
+            let bare = host.strip_prefix("*.").unwrap_or(&host);
+            if !(bare.split('.').all(label_ok) || bare.parse::<std::net::Ipv4Addr>().is_ok()) {
+                return Err(bad("has an invalid host"));
+            }
+            (host, port)
         };
-        let host = host.to_ascii_lowercase();
-        let label_ok =
-            |l: &str| !l.is_empty() && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-');
-        let bare = host.strip_prefix("*.").unwrap_or(&host);
-        let valid = bare.split('.').all(label_ok)
-            || bare.parse::<std::net::IpAddr>().is_ok()
-            || (bare.starts_with('[') && bare.ends_with(']'));
-        if !valid {
-            return Err(bad("has an invalid host"));
-        }
         Ok(HostPattern {
             text: text.to_owned(),
             scheme: scheme.to_owned(),
@@ -537,6 +552,8 @@ mod tests {
             ),
             ("http://127.0.0.1:8080", "http", "127.0.0.1", 8080, true),
             ("*://example.com", "http", "example.com", 80, true),
+            ("http://[::1]:8080", "http", "::1", 8080, true),
+            ("https://[2001:db8::1]", "https", "2001:db8::1", 443, true),
         ];
         for (pattern, scheme, host, port, want) in cases {
             let p = HostPattern::parse(pattern).unwrap();
@@ -552,6 +569,8 @@ mod tests {
             "https://x.com/path",
             "https://u@x.com",
             "https://x.com:99999",
+            "https://[::1",
+            "https://[nope]",
             "https://",
         ] {
             assert!(HostPattern::parse(bad).is_err(), "{bad}");

@@ -194,7 +194,11 @@ impl PluginManager {
                     .file_name()
                     .map_or("?".into(), |n| n.to_string_lossy().into_owned());
                 tracing::error!("plugin in {} not loaded: {e}", dir.display());
-                self.entries.write().await.insert(
+                let mut entries = self.entries.write().await;
+                if entries.get(&key).is_some_and(|e| e.dir != dir) {
+                    return; // never shadow a loaded plugin that happens to share the name
+                }
+                entries.insert(
                     key,
                     Entry {
                         source,
@@ -265,12 +269,20 @@ impl PluginManager {
                 ));
             }
             Some(row) if row.digest != digest => {
+                let how = match source {
+                    Source::Managed => format!(
+                        "reinstall it to accept the new component: `warden plugin install {}`",
+                        manifest_file.parent().unwrap_or(Path::new(".")).display()
+                    ),
+                    Source::Directory(_) => format!(
+                        "accept the new component with POST /api/plugins/{}/accept (admin)",
+                        manifest.id
+                    ),
+                };
                 return Err(format!(
                     "component digest changed since install (recorded {}, found {digest}); \
-                     refusing to run it. Reinstall to accept the new component: \
-                     `warden plugin install {}`",
-                    row.digest,
-                    manifest_file.parent().unwrap_or(Path::new(".")).display()
+                     refusing to run it; {how}",
+                    row.digest
                 ));
             }
             Some(row) if !row.enabled => return Ok(None),
@@ -467,6 +479,44 @@ impl PluginManager {
         );
         tracing::info!(plugin = %id, %actor, "plugin {action}ed");
         self.view(&id).await
+    }
+
+    /// Accepts the component now on disk for a plugin from a configured
+    /// directory (whose digest changed since it was recorded): records the
+    /// new digest and loads it. Managed plugins are reinstalled instead.
+    pub async fn accept(&self, id: &str, actor: &str) -> Result<PluginView, ManageError> {
+        let _guard = self.changes.lock().await;
+        let (dir, source) = {
+            let entries = self.entries.read().await;
+            let e = entries
+                .get(id)
+                .ok_or_else(|| ManageError::NotFound(format!("no plugin {id:?}")))?;
+            (e.dir.clone(), e.source.clone())
+        };
+        if source == Source::Managed {
+            return Err(ManageError::Conflict(format!(
+                "plugin {id} is managed; install the new component instead"
+            )));
+        }
+        let (manifest, manifest_file) =
+            Manifest::load(&dir).map_err(|e| ManageError::Rejected(e.to_string()))?;
+        if manifest.id != id {
+            return Err(ManageError::Conflict(format!(
+                "{} now declares id {}; remove and re-add the directory",
+                dir.display(),
+                manifest.id
+            )));
+        }
+        let bytes = std::fs::read(manifest.component_path(&manifest_file))
+            .map_err(|e| ManageError::Rejected(format!("cannot read the component: {e}")))?;
+        // Compile and describe first: a component that cannot run is not accepted.
+        self.instantiate(manifest.clone(), &bytes)
+            .await
+            .map_err(|e| ManageError::Rejected(format!("component rejected: {e}")))?;
+        self.record_install(&manifest, &digest_of(&bytes), &source, actor, "accept")
+            .await?;
+        self.load_dir(&dir, source, actor).await;
+        self.view(id).await
     }
 
     pub async fn set_enabled(
