@@ -39,3 +39,11 @@ pub fn set_json<T: Serialize>(bucket: &str, key: &str, value: &T) -> Result<(), 
     let bytes = serde_json::to_vec(value)?;
     set(bucket, key, &bytes).map_err(Into::into)
 }
+
+/// The next value of a counter kept at `key` (1 first). Not atomic: two
+/// concurrent calls of the same plugin may get the same value.
+pub fn next_id(bucket: &str, key: &str) -> Result<u64, ToolError> {
+    let n: u64 = get_json(bucket, key)?.unwrap_or(1);
+    set_json(bucket, key, &(n + 1))?;
+    Ok(n)
+}

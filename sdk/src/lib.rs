@@ -60,6 +60,13 @@ pub use schemars::{self, JsonSchema};
 pub use serde_json;
 pub use tool::{Context, Effect, Plugin, Tool};
 
+/// Seconds since the Unix epoch (0 if the clock is before it).
+pub fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
 /// Exports `$plugin` (a type implementing [`Plugin`]) as the component's
 /// `describe` and `call-tool`. Use it once, at the crate root.
 #[macro_export]

@@ -120,13 +120,18 @@ async fn services(config: &Config, persist: bool) -> anyhow::Result<HostServices
     let db = crate::db::connect(&url)
         .await
         .context("opening the kv database")?;
-    Ok(HostServices {
+    Ok(services_on(db, config))
+}
+
+/// kv in `db`; the LLM loaded from `config` on first use.
+fn services_on(db: sea_orm::DatabaseConnection, config: &Config) -> HostServices {
+    HostServices {
         kv: KvStore::new(db),
         llm: Some(Arc::new(LazyLlm {
             config: config.clone(),
             backend: OnceCell::new(),
         })),
-    })
+    }
 }
 
 async fn check(config: &Config, a: &TargetArgs) -> anyhow::Result<()> {
@@ -268,13 +273,7 @@ async fn install(config: Config, a: &TargetArgs) -> anyhow::Result<()> {
     let db = crate::db::connect(&config.database_url())
         .await
         .context("opening the database")?;
-    let services = HostServices {
-        kv: KvStore::new(db.clone()),
-        llm: Some(Arc::new(LazyLlm {
-            config: config.clone(),
-            backend: OnceCell::new(),
-        })),
-    };
+    let services = services_on(db.clone(), &config);
     let manager = PluginManager::start(
         config.plugins.clone(),
         config.plugins_dir(),

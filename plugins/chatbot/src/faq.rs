@@ -34,8 +34,7 @@ pub fn add(_: &Context, a: AddArgs) -> Result<Entry, ToolError> {
             "question (2000) or answer (20000 bytes) too long",
         ));
     }
-    let n: u64 = kv::get_json(BUCKET, "meta:next-id")?.unwrap_or(1);
-    kv::set_json(BUCKET, "meta:next-id", &(n + 1))?;
+    let n = kv::next_id(BUCKET, "meta:next-id")?;
     let entry = Entry {
         id: format!("faq-{n}"),
         question: a.question.trim().into(),

@@ -44,13 +44,6 @@ pub struct Ticket {
     notes: Vec<Note>,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateArgs {
@@ -72,9 +65,8 @@ pub fn create(ctx: &Context, a: CreateArgs) -> Result<Ticket, ToolError> {
             "subject (300) or description (20000 bytes) too long",
         ));
     }
-    let n: u64 = kv::get_json(BUCKET, "meta:next-id")?.unwrap_or(1);
-    kv::set_json(BUCKET, "meta:next-id", &(n + 1))?;
-    let t = now();
+    let n = kv::next_id(BUCKET, "meta:next-id")?;
+    let t = warden_sdk::unix_now();
     let ticket = Ticket {
         id: format!("T-{n}"),
         subject: a.subject.trim().into(),
@@ -187,12 +179,12 @@ pub fn update(ctx: &Context, a: UpdateArgs) -> Result<Ticket, ToolError> {
             ));
         }
         t.notes.push(Note {
-            at: now(),
+            at: warden_sdk::unix_now(),
             by: ctx.user.clone(),
             text,
         });
     }
-    t.updated_at = now();
+    t.updated_at = warden_sdk::unix_now();
     kv::set_json(BUCKET, &format!("ticket:{}", t.id), &t)?;
     Ok(t)
 }

@@ -76,13 +76,6 @@ pub struct ListArgs {
     limit: Option<u32>,
 }
 
-fn now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
 fn check(title: &str, content: &str, tags: &[String]) -> Result<(), ToolError> {
     if title.trim().is_empty() {
         return Err(ToolError::invalid("title must not be empty"));
@@ -126,9 +119,8 @@ pub fn load_all() -> Result<Vec<Document>, ToolError> {
 
 pub fn create(_: &Context, a: CreateArgs) -> Result<Summary, ToolError> {
     check(&a.title, &a.content, &a.tags)?;
-    let n: u64 = kv::get_json(BUCKET, "meta:next-id")?.unwrap_or(1);
-    kv::set_json(BUCKET, "meta:next-id", &(n + 1))?;
-    let t = now();
+    let n = kv::next_id(BUCKET, "meta:next-id")?;
+    let t = warden_sdk::unix_now();
     let doc = Document {
         id: format!("doc-{n}"),
         title: a.title.trim().to_owned(),
@@ -153,7 +145,7 @@ pub fn update(_: &Context, a: UpdateArgs) -> Result<Summary, ToolError> {
         doc.tags = tags;
     }
     check(&doc.title, &doc.content, &doc.tags)?;
-    doc.updated_at = now();
+    doc.updated_at = warden_sdk::unix_now();
     kv::set_json(BUCKET, &key(&doc.id), &doc)?;
     Ok(Summary::from(&doc))
 }

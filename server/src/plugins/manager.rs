@@ -291,13 +291,18 @@ impl PluginManager {
         self.instantiate(manifest.clone(), &bytes).await.map(Some)
     }
 
-    async fn instantiate(&self, manifest: Manifest, bytes: &[u8]) -> Result<LoadedPlugin, String> {
-        let grant = EffectiveGrant::compute(
-            &manifest,
+    /// The plugin's request intersected with this host's grant for it.
+    fn grant_for(&self, manifest: &Manifest) -> EffectiveGrant {
+        EffectiveGrant::compute(
+            manifest,
             self.config.grants.get(&manifest.id),
             &self.config.limits,
             |k| std::env::var(k).ok(),
-        );
+        )
+    }
+
+    async fn instantiate(&self, manifest: Manifest, bytes: &[u8]) -> Result<LoadedPlugin, String> {
+        let grant = self.grant_for(&manifest);
         for w in &grant.warnings {
             tracing::warn!(plugin = %manifest.id, "{w}");
         }
@@ -680,11 +685,11 @@ impl PluginManager {
             .get(id)
             .ok_or_else(|| ManageError::NotFound(format!("no plugin {id:?}")))?;
         let m = e.manifest.as_ref();
-        let grant = m.map(|m| {
-            EffectiveGrant::compute(m, self.config.grants.get(&m.id), &self.config.limits, |k| {
-                std::env::var(k).ok()
-            })
-        });
+        let grant = match (&e.loaded, m) {
+            (Some(p), _) => Some((*p.grant).clone()),
+            (None, Some(m)) => Some(self.grant_for(m)),
+            (None, None) => None,
+        };
         Ok(PluginView {
             id: id.to_owned(),
             name: m.map(|m| m.name.clone()),
