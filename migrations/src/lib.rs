@@ -7,6 +7,7 @@ pub use sea_orm_migration::prelude::*;
 
 mod m20261128_000001_keys_and_request_log;
 mod m20261129_000002_plugins;
+mod m20261130_000003_audit;
 
 pub struct Migrator;
 
@@ -16,6 +17,7 @@ impl MigratorTrait for Migrator {
         vec![
             Box::new(m20261128_000001_keys_and_request_log::Migration),
             Box::new(m20261129_000002_plugins::Migration),
+            Box::new(m20261130_000003_audit::Migration),
         ]
     }
 }

@@ -34,7 +34,13 @@ pub enum Command {
     /// Plugins: scaffold, check, call, list, install.
     #[command(subcommand)]
     Plugin(crate::plugin_cli::PluginCommand),
-    /// Benchmarks: `chat` (any OpenAI-compatible server) and `plugins`.
+    /// Governance policies: run their tests, evaluate content.
+    #[command(subcommand)]
+    Policy(crate::governance_cli::PolicyCommand),
+    /// The audit log: verify the hash chain, export records.
+    #[command(subcommand)]
+    Audit(crate::governance_cli::AuditCommand),
+    /// Benchmarks: `chat` (any OpenAI-compatible server), `plugins`, `governance`.
     #[command(subcommand)]
     Bench(BenchCommand),
 }
@@ -45,6 +51,8 @@ pub enum BenchCommand {
     Chat(crate::bench::BenchArgs),
     /// Measure plugin call latency and load time in-process.
     Plugins(crate::bench_plugins::PluginBenchArgs),
+    /// Measure policy evaluation latency and audit write throughput.
+    Governance(crate::bench_governance::GovernanceBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -108,6 +116,11 @@ pub fn run() -> anyhow::Result<()> {
         }
         Command::Keys(cmd) => runtime()?.block_on(keys_command(&config, cmd)),
         Command::Plugin(cmd) => runtime()?.block_on(crate::plugin_cli::run(config, cmd)),
+        Command::Policy(cmd) => runtime()?.block_on(crate::governance_cli::policy(config, cmd)),
+        Command::Audit(cmd) => runtime()?.block_on(crate::governance_cli::audit(config, cmd)),
+        Command::Bench(BenchCommand::Governance(args)) => {
+            runtime()?.block_on(crate::bench_governance::run(config, args))
+        }
         Command::Bench(BenchCommand::Plugins(args)) => {
             runtime()?.block_on(crate::bench_plugins::run(config, args))
         }

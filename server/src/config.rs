@@ -36,6 +36,33 @@ pub struct Config {
     /// Models served on `/v1`. Empty means "the embedded default model".
     pub models: Vec<ModelConfig>,
     pub plugins: PluginsConfig,
+    pub policies: PoliciesConfig,
+}
+
+/// `[policies]`: where governance policies come from and how they run.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PoliciesConfig {
+    /// Directory of `*.yaml` policy files, watched for changes. Default:
+    /// `./policies` when it exists, else the policies built into the binary.
+    pub dir: Option<PathBuf>,
+    /// How often the directory is checked for changes.
+    pub reload_interval_ms: u64,
+    /// Model that answers `llm_judge` rules; defaults to the first model.
+    pub judge_model: Option<String>,
+    /// Bytes of a streamed answer held back for the output check.
+    pub stream_hold_back_bytes: usize,
+}
+
+impl Default for PoliciesConfig {
+    fn default() -> Self {
+        Self {
+            dir: None,
+            reload_interval_ms: 1000,
+            judge_model: None,
+            stream_hold_back_bytes: 64,
+        }
+    }
 }
 
 /// `[plugins]`: where plugins come from, what they are granted, and the
@@ -198,6 +225,9 @@ impl Config {
         if let Some(v) = get("WARDEN_MAX_TOKENS_LIMIT") {
             s.max_tokens_limit = parse("WARDEN_MAX_TOKENS_LIMIT", &v)?;
         }
+        if let Some(v) = get("WARDEN_POLICIES_DIR").filter(|v| !v.is_empty()) {
+            self.policies.dir = Some(PathBuf::from(v));
+        }
         if let Some(v) = get("WARDEN_PLUGIN_DIRS").filter(|v| !v.is_empty()) {
             self.plugins.directories = std::env::split_paths(&v).collect();
         }
@@ -232,6 +262,17 @@ impl Config {
             ));
         }
         self.validate_plugins()?;
+        let p = &self.policies;
+        if !(50..=3_600_000).contains(&p.reload_interval_ms) {
+            return Err(ConfigError::Invalid(
+                "policies.reload_interval_ms must be between 50 and 3600000".into(),
+            ));
+        }
+        if !(16..=65_536).contains(&p.stream_hold_back_bytes) {
+            return Err(ConfigError::Invalid(
+                "policies.stream_hold_back_bytes must be between 16 and 65536".into(),
+            ));
+        }
         let mut seen = std::collections::HashSet::new();
         for m in &self.models {
             let id = m.id();
@@ -316,6 +357,17 @@ impl Config {
             }
         }
         Ok(())
+    }
+
+    /// The policy source: the configured directory, else `./policies` if
+    /// present, else the built-in defaults.
+    pub fn policy_source(&self) -> crate::governance::store::PolicySource {
+        use crate::governance::store::PolicySource;
+        match &self.policies.dir {
+            Some(d) => PolicySource::Dir(d.clone()),
+            None if Path::new("policies").is_dir() => PolicySource::Dir(PathBuf::from("policies")),
+            None => PolicySource::Defaults,
+        }
     }
 
     /// The models to serve, with the embedded default when none are declared.

@@ -2,10 +2,13 @@
 
 pub mod api;
 pub mod bench;
+pub mod bench_governance;
 pub mod bench_plugins;
 pub mod cli;
 pub mod config;
 pub mod db;
+pub mod governance;
+pub mod governance_cli;
 pub mod keys;
 pub mod llm;
 pub mod metrics;

@@ -9,6 +9,11 @@ use anyhow::Context;
 
 use crate::api::{self, AppState, request_log::RequestLogger, wire::Limits};
 use crate::config::{Config, ModelConfig};
+use crate::governance::Governor;
+use crate::governance::audit::AuditLog;
+use crate::governance::judge::Judge;
+use crate::governance::model_judge::RegistryJudge;
+use crate::governance::store::PolicyStore;
 use crate::llm::ModelRegistry;
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
@@ -32,13 +37,15 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
         println!("created admin API key (shown once, store it now): {key}");
     }
 
-    let registry = ModelRegistry::from_config(&config).await?;
+    let registry = Arc::new(ModelRegistry::from_config(&config).await?);
     let (request_log, log_writer) = RequestLogger::spawn(db.clone());
     let limits = Limits {
         default_max_tokens: config.server.default_max_tokens,
         max_tokens_limit: config.server.max_tokens_limit,
     };
-    let mut state = AppState::new(registry, db.clone(), limits, request_log);
+    let (governor, audit_writer) = start_governance(&config, &registry, db.clone())?;
+    let mut state = AppState::new(registry, db.clone(), limits, request_log, governor);
+    state.stream_hold_back = config.policies.stream_hold_back_bytes;
     state.plugins = Some(Arc::new(start_plugins(&config, &state, db).await?));
     let app = api::router(state, config.server.max_body_bytes);
 
@@ -74,6 +81,9 @@ pub async fn serve(config: Config) -> anyhow::Result<()> {
     {
         tracing::warn!("request log did not flush within 5 s");
     }
+    // Every audit append is awaited by its caller, so once the server has
+    // stopped nothing is queued; the writer ends when its senders are gone.
+    audit_writer.abort();
     tracing::info!("stopped");
     Ok(())
 }
@@ -99,6 +109,41 @@ async fn shutdown_signal() {
         () = ctrl_c => {},
         () = term => {},
     }
+}
+
+/// Loads the policy bundle (fatal if invalid: the server never runs
+/// ungoverned), starts the watcher and the audit writer.
+fn start_governance(
+    config: &Config,
+    registry: &Arc<ModelRegistry>,
+    db: sea_orm::DatabaseConnection,
+) -> anyhow::Result<(Arc<Governor>, tokio::task::JoinHandle<()>)> {
+    let source = config.policy_source();
+    let store = Arc::new(
+        PolicyStore::open(source.clone())
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("loading governance policies")?,
+    );
+    let status = store.status();
+    tracing::info!(source = %status.source, bundle = %status.bundle, policies = status.policies.len(), "governance policies active");
+    store.watch(Duration::from_millis(config.policies.reload_interval_ms));
+    let judge_model = match &config.policies.judge_model {
+        Some(m) => m.clone(),
+        None => config
+            .effective_models()
+            .first()
+            .map(|m| m.id().to_owned())
+            .unwrap_or_default(),
+    };
+    if registry.get(&judge_model).is_none() {
+        anyhow::bail!("policies.judge_model {judge_model:?} is not a configured model");
+    }
+    let judge: Arc<dyn Judge> = Arc::new(RegistryJudge {
+        registry: registry.clone(),
+        model: judge_model,
+    });
+    let (audit, writer) = AuditLog::spawn(db);
+    Ok((Arc::new(Governor::new(store, audit, Some(judge))), writer))
 }
 
 /// Loads every installed plugin; their `llm` calls go to

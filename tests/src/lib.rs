@@ -1,6 +1,8 @@
 //! Test harness: starts real `warden` processes on free ports and gives
 //! tests what they need to talk to them.
 
+pub mod upstream;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -199,6 +201,34 @@ pub fn warden_cli(
         String::from_utf8_lossy(&out.stderr)
     );
     Ok(String::from_utf8(out.stdout)?)
+}
+
+/// Runs `warden` with args (and optional stdin) against a data dir and
+/// returns the whole outcome, failures included.
+pub fn warden_run(
+    data_dir: &Path,
+    database_url: Option<&str>,
+    args: &[&str],
+    stdin: Option<&str>,
+) -> std::process::Output {
+    use std::io::Write as _;
+    let mut cmd = Command::new(warden_bin());
+    cmd.args(["--config", "/dev/null"])
+        .args(args)
+        .env("WARDEN_DATA_DIR", data_dir)
+        .env_remove("DATABASE_URL")
+        .env_remove("WARDEN_DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(url) = database_url {
+        cmd.env("WARDEN_DATABASE_URL", url);
+    }
+    let mut child = cmd.spawn().expect("spawn warden");
+    if let Some(mut pipe) = child.stdin.take() {
+        let _ = pipe.write_all(stdin.unwrap_or_default().as_bytes());
+    }
+    child.wait_with_output().expect("wait for warden")
 }
 
 /// A uniquely named PostgreSQL database, dropped with this value.

@@ -4,6 +4,9 @@
 
 mod api_bad_input;
 mod api_chat;
+mod governance_audit;
+mod governance_chat;
+mod governance_policies;
 mod persistence;
 mod plugin_cli;
 mod plugin_registry;

@@ -1,4 +1,7 @@
-//! `POST /v1/chat/completions`, plain and streamed (SSE).
+//! `POST /v1/chat/completions`, plain and streamed (SSE), governed: every
+//! message is checked at the `input` stage before the model sees it, the
+//! answer at `output` (streamed answers through a hold-back buffer), and
+//! tool calls the model proposes at `tool_call`. Each check is audited.
 
 use std::convert::Infallible;
 use std::time::Instant;
@@ -17,26 +20,41 @@ use super::wire::{
     ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, ChunkChoice,
     ChunkToolCall, Delta, ResponseMessage, WireFunctionCall, WireUsage, wire_tool_calls,
 };
-use crate::llm::{EventStream, StreamEvent, Usage};
+use crate::governance::stream::{Release, StreamGuard};
+use crate::governance::{Action, Checked, Decision, Governor, Stage, Subject};
+use crate::keys::Principal;
+use crate::llm::{ChatRequest, EventStream, StreamEvent, ToolCall, Usage};
 use crate::metrics::Metrics;
 
 pub async fn completions(
     State(state): State<AppState>,
     Extension(record): Extension<RequestRecord>,
+    Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
     let backend = state
         .registry
         .get(&body.model)
         .ok_or_else(|| ApiError::model_not_found(&body.model))?;
-    let request = body.validate(state.limits)?;
+    let mut request = body.validate(state.limits)?;
     record.set_model(&body.model, body.stream);
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = chrono::Utc::now().timestamp();
     let start = Instant::now();
+    let subject = Subject {
+        key: Some(principal.name.clone()),
+        channel: Some("api".into()),
+        ..Subject::default()
+    };
+    govern_input(&state.governor, &mut request, &subject, &id).await?;
 
     if !body.stream {
-        let out = backend.chat(request).await?;
+        let mut out = backend.chat(request).await?;
+        if let Some(content) = &out.content {
+            let checked = check(&state.governor, Stage::Output, content, &subject, &id).await?;
+            out.content = Some(checked.decision.text(content).to_owned());
+        }
+        govern_tool_calls(&state.governor, &mut out.tool_calls, &subject, &id).await?;
         let elapsed = start.elapsed().as_secs_f64();
         state.metrics.record_tokens(
             &body.model,
@@ -71,16 +89,27 @@ pub async fn completions(
         .as_ref()
         .is_some_and(|o| o.include_usage);
     let events = backend.chat_stream(request).await?;
-    let sse = sse_events(SseContext {
-        id,
-        created,
-        model: body.model,
-        include_usage,
+    let guard = StreamGuard::new(
+        state.governor.store.current(),
+        Stage::Output,
+        subject.clone(),
+        state.stream_hold_back,
+    );
+    let sse = sse_events(
+        SseContext {
+            id,
+            created,
+            model: body.model,
+            include_usage,
+            record,
+            metrics: state.metrics.clone(),
+            start,
+            governor: state.governor.clone(),
+            guard,
+            subject,
+        },
         events,
-        record,
-        metrics: state.metrics.clone(),
-        start,
-    });
+    );
     Ok(Sse::new(sse)
         .keep_alive(KeepAlive::default())
         .into_response())
@@ -91,10 +120,12 @@ struct SseContext {
     created: i64,
     model: String,
     include_usage: bool,
-    events: EventStream,
     record: RequestRecord,
     metrics: std::sync::Arc<Metrics>,
     start: Instant,
+    governor: std::sync::Arc<Governor>,
+    guard: StreamGuard,
+    subject: Subject,
 }
 
 impl SseContext {
@@ -128,11 +159,65 @@ impl SseContext {
     fn event(&self, chunk: ChatCompletionChunk) -> Event {
         Event::default().data(serde_json::to_string(&chunk).unwrap_or_default())
     }
+
+    fn content(&self, text: String) -> Event {
+        self.chunk(
+            Delta {
+                content: Some(text),
+                ..Delta::default()
+            },
+            None,
+        )
+    }
+
+    fn error(&self, err: &ApiError) -> Event {
+        self.record.set_status(err.status.as_u16());
+        Event::default().data(err.body().to_string())
+    }
+
+    /// Audits a decision that stops the stream and turns it into the
+    /// error event the client receives.
+    async fn stopped(&self, decision: &Decision) -> Event {
+        match self
+            .governor
+            .record(decision, &self.subject, Some(&self.id))
+            .await
+        {
+            Ok(seq) => self.error(&blocked(decision, seq)),
+            Err(e) => self.error(&ApiError::audit_unavailable(&e)),
+        }
+    }
+
+    /// The final check on the whole answer: audited once, then whatever the
+    /// guard still holds is released (redacted), or the stream is stopped.
+    async fn finish_output(&mut self) -> Result<Option<Event>, Event> {
+        let bundle = self.guard.bundle().clone();
+        let decision = self
+            .governor
+            .evaluate(&bundle, Stage::Output, self.guard.text(), &self.subject)
+            .await;
+        let seq = match self
+            .governor
+            .record(&decision, &self.subject, Some(&self.id))
+            .await
+        {
+            Ok(seq) => seq,
+            Err(e) => return Err(self.error(&ApiError::audit_unavailable(&e))),
+        };
+        match self.guard.finish(&decision) {
+            Release::Text(t) if t.is_empty() => Ok(None),
+            Release::Text(t) => Ok(Some(self.content(t))),
+            Release::Stopped(d) => Err(self.error(&blocked(&d, seq))),
+        }
+    }
 }
 
 /// Turns backend events into OpenAI chunks: a role chunk, content deltas,
 /// tool calls, a finish chunk, an optional usage chunk, then `[DONE]`.
-fn sse_events(mut ctx: SseContext) -> impl Stream<Item = Result<Event, Infallible>> {
+fn sse_events(
+    mut ctx: SseContext,
+    mut events: EventStream,
+) -> impl Stream<Item = Result<Event, Infallible>> {
     let events = crate::task_stream::task_stream(16, move |tx| async move {
         let first = Delta {
             role: Some("assistant"),
@@ -142,16 +227,26 @@ fn sse_events(mut ctx: SseContext) -> impl Stream<Item = Result<Event, Infallibl
         if tx.send(ctx.chunk(first, None)).await.is_err() {
             return;
         }
-        while let Some(event) = ctx.events.next().await {
+        // `events` is kept out of `ctx` (a boxed stream is not `Sync`, and
+        // `ctx` is borrowed across awaits); dropping it on return cancels
+        // generation.
+        while let Some(event) = events.next().await {
             let out = match event {
-                Ok(StreamEvent::Content(text)) => ctx.chunk(
-                    Delta {
-                        content: Some(text),
-                        ..Delta::default()
-                    },
-                    None,
-                ),
-                Ok(StreamEvent::ToolCalls(calls)) => {
+                Ok(StreamEvent::Content(text)) => match ctx.guard.push(&text) {
+                    Release::Text(t) if t.is_empty() => continue,
+                    Release::Text(t) => ctx.content(t),
+                    Release::Stopped(d) => {
+                        let _ = tx.send(ctx.stopped(&d).await).await;
+                        return;
+                    }
+                },
+                Ok(StreamEvent::ToolCalls(mut calls)) => {
+                    if let Err(e) =
+                        govern_tool_calls(&ctx.governor, &mut calls, &ctx.subject, &ctx.id).await
+                    {
+                        let _ = tx.send(ctx.error(&e)).await;
+                        return;
+                    }
                     let calls = calls
                         .into_iter()
                         .enumerate()
@@ -177,6 +272,18 @@ fn sse_events(mut ctx: SseContext) -> impl Stream<Item = Result<Event, Infallibl
                     finish_reason,
                     usage,
                 }) => {
+                    match ctx.finish_output().await {
+                        Ok(Some(rest)) => {
+                            if tx.send(rest).await.is_err() {
+                                return;
+                            }
+                        }
+                        Ok(None) => {}
+                        Err(stop) => {
+                            let _ = tx.send(stop).await;
+                            return;
+                        }
+                    }
                     let elapsed = ctx.start.elapsed().as_secs_f64();
                     ctx.metrics.record_tokens(
                         &ctx.model,
@@ -199,9 +306,7 @@ fn sse_events(mut ctx: SseContext) -> impl Stream<Item = Result<Event, Infallibl
                     break;
                 }
                 Err(e) => {
-                    let err = ApiError::from(e);
-                    ctx.record.set_status(err.status.as_u16());
-                    let _ = tx.send(Event::default().data(err.body().to_string())).await;
+                    let _ = tx.send(ctx.error(&ApiError::from(e))).await;
                     return;
                 }
             };
@@ -213,4 +318,78 @@ fn sse_events(mut ctx: SseContext) -> impl Stream<Item = Result<Event, Infallibl
         let _ = tx.send(Event::default().data("[DONE]")).await;
     });
     events.map(Ok)
+}
+
+/// The error a stopping decision becomes. `require_approval` cannot pause a
+/// plain completion (there is no run to resume), so it stops it too.
+fn blocked(d: &Decision, audit_seq: i64) -> ApiError {
+    let rule = d
+        .deciding()
+        .map_or_else(|| "unknown".to_owned(), |m| m.qualified());
+    let message = d
+        .message
+        .as_deref()
+        .unwrap_or("This content was stopped by a governance policy.");
+    ApiError::policy_blocked(message, &rule, audit_seq)
+}
+
+async fn check(
+    governor: &Governor,
+    stage: Stage,
+    text: &str,
+    subject: &Subject,
+    run_id: &str,
+) -> Result<Checked, ApiError> {
+    let checked = governor
+        .check(stage, text, subject, Some(run_id))
+        .await
+        .map_err(|e| ApiError::audit_unavailable(&e))?;
+    if matches!(
+        checked.decision.decision,
+        Action::Block | Action::RequireApproval
+    ) {
+        return Err(blocked(&checked.decision, checked.audit_seq));
+    }
+    Ok(checked)
+}
+
+/// Every message the client sent passes the `input` stage; redactions
+/// change what the model sees.
+async fn govern_input(
+    governor: &Governor,
+    request: &mut ChatRequest,
+    subject: &Subject,
+    run_id: &str,
+) -> Result<(), ApiError> {
+    for message in &mut request.messages {
+        let Some(content) = message.content.as_mut().filter(|c| !c.is_empty()) else {
+            continue;
+        };
+        let checked = check(governor, Stage::Input, content, subject, run_id).await?;
+        if let Some(redacted) = checked.decision.redacted {
+            *content = redacted;
+        }
+    }
+    Ok(())
+}
+
+/// Tool calls the model proposes pass the `tool_call` stage (arguments as
+/// JSON text, the function name as the subject's tool).
+async fn govern_tool_calls(
+    governor: &Governor,
+    calls: &mut [ToolCall],
+    subject: &Subject,
+    run_id: &str,
+) -> Result<(), ApiError> {
+    for call in calls {
+        let subject = Subject {
+            tool: Some(call.name.clone()),
+            ..subject.clone()
+        };
+        let checked = check(governor, Stage::ToolCall, &call.arguments, &subject, run_id).await?;
+        if let Some(redacted) = checked.decision.redacted {
+            call.arguments = redacted;
+        }
+    }
+    Ok(())
 }

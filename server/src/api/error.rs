@@ -79,6 +79,23 @@ impl ApiError {
         }
     }
 
+    /// A governance policy stopped the content; the message is the rule's
+    /// own, followed by where to find the decision.
+    pub fn policy_blocked(message: &str, rule: &str, audit_seq: i64) -> Self {
+        Self::new(
+            StatusCode::BAD_REQUEST,
+            "invalid_request_error",
+            format!("{message} (policy {rule}, audit record {audit_seq})"),
+        )
+        .with_code("content_policy_violation")
+    }
+
+    /// The audit log cannot record a decision, so nothing is acted on.
+    pub fn audit_unavailable(e: &crate::governance::audit::AuditError) -> Self {
+        Self::unavailable(format!("governance audit log unavailable: {e}"))
+            .with_code("audit_unavailable")
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
     }

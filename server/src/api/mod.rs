@@ -4,6 +4,7 @@
 mod auth;
 mod chat;
 pub mod error;
+mod governance;
 mod json;
 mod keys;
 mod models;
@@ -42,17 +43,21 @@ pub struct AppState {
     pub started_at: i64,
     /// `None` only in tests that run without plugins.
     pub plugins: Option<Arc<crate::plugins::PluginManager>>,
+    pub governor: Arc<crate::governance::Governor>,
+    /// Bytes a streamed answer is held back for the output check.
+    pub stream_hold_back: usize,
 }
 
 impl AppState {
     pub fn new(
-        registry: ModelRegistry,
+        registry: Arc<ModelRegistry>,
         db: DatabaseConnection,
         limits: Limits,
         request_log: RequestLogger,
+        governor: Arc<crate::governance::Governor>,
     ) -> Self {
         Self {
-            registry: Arc::new(registry),
+            registry,
             db,
             metrics: Arc::new(Metrics::default()),
             limits,
@@ -60,6 +65,8 @@ impl AppState {
             key_touches: Arc::default(),
             started_at: chrono::Utc::now().timestamp(),
             plugins: None,
+            governor,
+            stream_hold_back: 64,
         }
     }
 }
@@ -95,7 +102,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/plugins/{id}/accept", post(plugins::accept))
         .route("/plugins/{id}/enable", post(plugins::enable))
         .route("/plugins/{id}/disable", post(plugins::disable))
-        .route("/plugins/{id}/tools/{tool}", post(plugins::call));
+        .route("/plugins/{id}/tools/{tool}", post(plugins::call))
+        .route("/policies", get(governance::status))
+        .route("/policies/reload", post(governance::reload))
+        .route("/policies/evaluate", post(governance::evaluate))
+        .route("/audit", get(governance::list_audit))
+        .route("/audit/verify", get(governance::verify));
     let authed = Router::new().nest("/v1", v1).nest("/api", api).route_layer(
         middleware::from_fn_with_state(state.clone(), auth::require_key),
     );

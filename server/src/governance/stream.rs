@@ -1,0 +1,234 @@
+//! Checking output that is still being generated. Text is released only up
+//! to a safe point: at least `hold_back` bytes behind the end, never inside
+//! a run of non-whitespace that reaches the end (tokens, keys, URLs and
+//! emails have no spaces, so one is never released in pieces), and never
+//! inside or after the start of a span that a redaction may still grow.
+//! Each release is redacted with the spans found so far; the final check
+//! (all detectors, LLM judge included) runs on the whole text at the end.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use super::bundle::Bundle;
+use super::detectors::Span;
+use super::engine::{Decision, EvalInput, Subject};
+use super::spec::{Action, RedactSpec, Stage};
+
+pub struct StreamGuard {
+    bundle: Arc<Bundle>,
+    subject: Subject,
+    stage: Stage,
+    hold_back: usize,
+    raw: String,
+    /// Bytes of `raw` already released.
+    released: usize,
+    /// Length of `raw` at the last evaluation.
+    evaluated: usize,
+}
+
+#[derive(Debug)]
+pub enum Release {
+    /// Text that may be sent now (possibly empty).
+    Text(String),
+    /// An enforced block (or approval requirement) matched: stop the stream.
+    Stopped(Box<Decision>),
+}
+
+impl StreamGuard {
+    pub fn new(bundle: Arc<Bundle>, stage: Stage, subject: Subject, hold_back: usize) -> Self {
+        Self {
+            bundle,
+            subject,
+            stage,
+            hold_back,
+            raw: String::new(),
+            released: 0,
+            evaluated: 0,
+        }
+    }
+
+    pub fn bundle(&self) -> &Arc<Bundle> {
+        &self.bundle
+    }
+
+    /// The whole text received so far.
+    pub fn text(&self) -> &str {
+        &self.raw
+    }
+
+    pub fn push(&mut self, chunk: &str) -> Release {
+        self.raw.push_str(chunk);
+        // Re-evaluating the growing text costs O(n) each time; spacing
+        // evaluations by a fraction of the length keeps the total near O(n log n).
+        let step = (self.raw.len() / 32).max(16);
+        if self.raw.len() - self.evaluated < step {
+            return Release::Text(String::new());
+        }
+        self.evaluated = self.raw.len();
+        let input = EvalInput {
+            stage: self.stage,
+            text: &self.raw,
+            subject: &self.subject,
+        };
+        let decision = self.bundle.evaluate(input, &HashMap::new(), true).decision;
+        if stops(decision.decision) {
+            return Release::Stopped(Box::new(decision));
+        }
+        let bundle = Arc::clone(&self.bundle);
+        let spans = redaction_spans(&bundle, &decision);
+        let safe = self.safe_point(&spans);
+        Release::Text(self.release_to(safe, &spans))
+    }
+
+    /// Releases the rest after the final decision on the whole text
+    /// (`decision` must come from evaluating [`Self::text`]).
+    pub fn finish(&mut self, decision: &Decision) -> Release {
+        if stops(decision.decision) {
+            return Release::Stopped(Box::new(decision.clone()));
+        }
+        let bundle = Arc::clone(&self.bundle);
+        let spans = redaction_spans(&bundle, decision);
+        let end = self.raw.len();
+        Release::Text(self.release_to(end, &spans))
+    }
+
+    fn safe_point(&self, spans: &[(Span, &RedactSpec)]) -> usize {
+        let len = self.raw.len();
+        let mut safe = floor_char(&self.raw, len.saturating_sub(self.hold_back));
+        // Back to the last whitespace at or before `safe`.
+        safe = match self.raw[..safe].rfind(char::is_whitespace) {
+            Some(i) => i + self.raw[i..].chars().next().map_or(1, char::len_utf8),
+            None => 0,
+        };
+        // Never inside a span, nor past the start of one touching the end.
+        loop {
+            let inside = spans
+                .iter()
+                .filter(|(s, _)| s.start < safe && (s.end > safe || s.end >= len))
+                .map(|(s, _)| s.start)
+                .min();
+            match inside {
+                Some(start) => safe = start,
+                None => break,
+            }
+        }
+        safe.max(self.released)
+    }
+
+    fn release_to(&mut self, to: usize, spans: &[(Span, &RedactSpec)]) -> String {
+        if to <= self.released {
+            return String::new();
+        }
+        let from = self.released;
+        let local: Vec<(Span, &RedactSpec)> = spans
+            .iter()
+            .filter(|(s, _)| s.end > from && s.start < to)
+            .map(|(s, r)| {
+                (
+                    Span::new(
+                        s.start.max(from) - from,
+                        s.end.min(to) - from,
+                        s.kind.clone(),
+                    ),
+                    *r,
+                )
+            })
+            .collect();
+        let pairs: Vec<(&Span, &RedactSpec)> = local.iter().map(|(s, r)| (s, *r)).collect();
+        self.released = to;
+        super::redact::apply(&self.raw[from..to], &pairs)
+    }
+}
+
+fn stops(action: Action) -> bool {
+    matches!(action, Action::Block | Action::RequireApproval)
+}
+
+/// The spans enforced redactions rewrite, with their rule's style.
+fn redaction_spans<'b>(bundle: &'b Bundle, d: &Decision) -> Vec<(Span, &'b RedactSpec)> {
+    d.matches
+        .iter()
+        .filter(|m| m.enforced && m.action == Action::Redact)
+        .filter_map(|m| {
+            let policy = bundle.policies.iter().find(|p| p.id.as_str() == m.policy)?;
+            let rule = policy.rules.iter().find(|r| r.id.as_str() == m.rule)?;
+            Some(m.spans.iter().map(move |s| (s.clone(), &rule.redact)))
+        })
+        .flatten()
+        .collect()
+}
+
+fn floor_char(s: &str, mut i: usize) -> usize {
+    while i > 0 && !s.is_char_boundary(i) {
+        i -= 1;
+    }
+    i
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guard() -> StreamGuard {
+        let bundle = Bundle::from_sources(
+            "test",
+            &[(
+                "p.yaml",
+                "policies:\n  - id: p\n    version: 1\n    rules:\n      - id: secrets\n        stages: [output]\n        match: { secrets: {} }\n        action: redact\n      - id: stop\n        stages: [output]\n        match: { keywords: { words: [forbidden] } }\n        action: block\n        message: stopped\n",
+            )],
+        )
+        .unwrap();
+        StreamGuard::new(Arc::new(bundle), Stage::Output, Subject::default(), 64)
+    }
+
+    fn run(chunks: &[&str]) -> (String, Option<Decision>) {
+        let mut g = guard();
+        let mut out = String::new();
+        for c in chunks {
+            match g.push(c) {
+                Release::Text(t) => out.push_str(&t),
+                Release::Stopped(d) => return (out, Some(*d)),
+            }
+        }
+        let input = EvalInput {
+            stage: Stage::Output,
+            text: g.text(),
+            subject: &Subject::default(),
+        };
+        let d = g.bundle().evaluate(input, &HashMap::new(), false).decision;
+        match g.finish(&d) {
+            Release::Text(t) => out.push_str(&t),
+            Release::Stopped(d) => return (out, Some(*d)),
+        }
+        (out, None)
+    }
+
+    #[test]
+    fn a_key_split_across_chunks_is_never_released() {
+        let text = "Here is the key you asked for: AKIAIOSFODNN7EXAMPLE and that is all there is to say about it, really, nothing more.";
+        // One byte per chunk: the worst case for a hold-back buffer.
+        let chunks: Vec<String> = text.chars().map(String::from).collect();
+        let refs: Vec<&str> = chunks.iter().map(String::as_str).collect();
+        let (out, stopped) = run(&refs);
+        assert!(stopped.is_none());
+        assert!(!out.contains("AKIA"), "{out}");
+        assert!(!out.contains("EXAMPLE"), "{out}");
+        assert_eq!(
+            out,
+            text.replace("AKIAIOSFODNN7EXAMPLE", "[REDACTED:aws_access_key]")
+        );
+    }
+
+    #[test]
+    fn a_block_stops_before_the_blocked_word_is_sent() {
+        let long = "word ".repeat(40);
+        let (out, stopped) = run(&[
+            &long,
+            "then the forbidden ",
+            "thing and more text after it ",
+            &long,
+        ]);
+        assert!(stopped.is_some());
+        assert!(!out.contains("forbidden"));
+    }
+}

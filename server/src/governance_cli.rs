@@ -1,0 +1,232 @@
+//! `warden policy test|eval` and `warden audit verify|export`.
+
+use std::collections::HashMap;
+use std::io::{Read as _, Write as _};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+
+use crate::config::Config;
+use crate::governance::audit::{self, AuditFilter};
+use crate::governance::bundle::Bundle;
+use crate::governance::judge::{JudgeCache, answer_all};
+use crate::governance::store::PolicySource;
+use crate::governance::{EvalInput, Stage, Subject};
+
+#[derive(Subcommand)]
+pub enum PolicyCommand {
+    /// Run every policy file's inline tests; exits non-zero on any failure.
+    Test {
+        /// Policy directory (default: the configured one, else ./policies).
+        dir: Option<PathBuf>,
+    },
+    /// Evaluate content (a file, or stdin with `-`) and print the decision as JSON.
+    Eval(EvalArgs),
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    #[arg(long)]
+    pub stage: String,
+    #[arg(long)]
+    pub agent: Option<String>,
+    #[arg(long)]
+    pub plugin: Option<String>,
+    #[arg(long)]
+    pub tool: Option<String>,
+    #[arg(long)]
+    pub channel: Option<String>,
+    /// Declared effect of the tool (pure, reads, writes, external).
+    #[arg(long)]
+    pub effect: Option<String>,
+    /// Policy directory (default: the configured one, else ./policies).
+    #[arg(long)]
+    pub policies: Option<PathBuf>,
+    /// Answer `llm_judge` rules with the configured model (loads it).
+    /// Without it, judge rules count as failed and follow their `on_error`.
+    #[arg(long)]
+    pub judge: bool,
+    /// File to evaluate; `-` or nothing reads stdin.
+    pub file: Option<PathBuf>,
+}
+
+#[derive(Subcommand)]
+pub enum AuditCommand {
+    /// Walk the hash chain; exits non-zero at the first altered, deleted or
+    /// reordered row.
+    Verify,
+    /// Print audit records, oldest first.
+    Export {
+        /// RFC 3339 time or YYYY-MM-DD date.
+        #[arg(long)]
+        since: Option<String>,
+        #[arg(long)]
+        until: Option<String>,
+        /// Only `jsonl` (one JSON record per line, hashes included).
+        #[arg(long, default_value = "jsonl")]
+        format: String,
+    },
+}
+
+pub async fn policy(config: Config, cmd: PolicyCommand) -> anyhow::Result<()> {
+    match cmd {
+        PolicyCommand::Test { dir } => {
+            let dir = dir.map_or_else(|| source_dir(&config), Ok)?;
+            let bundle = Bundle::parse_dir(&dir).map_err(|e| anyhow::anyhow!("{e}"))?;
+            let report = bundle.run_tests();
+            println!("{report}");
+            println!(
+                "bundle {} ({} policies, {} files)",
+                &bundle.hash[..12],
+                bundle.policies.len(),
+                {
+                    let mut f = bundle.policy_files.clone();
+                    f.dedup();
+                    f.len()
+                }
+            );
+            if !report.failures.is_empty() {
+                bail!("{} policy test(s) failed", report.failures.len());
+            }
+            Ok(())
+        }
+        PolicyCommand::Eval(args) => eval(config, args).await,
+    }
+}
+
+fn source_dir(config: &Config) -> anyhow::Result<PathBuf> {
+    match config.policy_source() {
+        PolicySource::Dir(d) => Ok(d),
+        PolicySource::Defaults => {
+            bail!("no policy directory: pass one, set policies.dir, or run where ./policies exists")
+        }
+    }
+}
+
+async fn eval(config: Config, args: EvalArgs) -> anyhow::Result<()> {
+    let stage = Stage::parse(&args.stage).with_context(|| {
+        format!(
+            "--stage {:?}: use input, llm_output, tool_call, tool_result or output",
+            args.stage
+        )
+    })?;
+    let bundle = match args.policies {
+        Some(d) => Bundle::load_dir(&d),
+        None => match config.policy_source() {
+            PolicySource::Dir(d) => Bundle::load_dir(&d),
+            PolicySource::Defaults => Bundle::defaults(),
+        },
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut text = String::new();
+    match args.file.as_deref() {
+        None => std::io::stdin().read_to_string(&mut text),
+        Some(p) if p.as_os_str() == "-" => std::io::stdin().read_to_string(&mut text),
+        Some(p) => std::fs::File::open(p)
+            .with_context(|| format!("opening {}", p.display()))?
+            .read_to_string(&mut text),
+    }
+    .context("reading the content (it must be UTF-8 text)")?;
+    let subject = Subject {
+        key: None,
+        agent: args.agent,
+        plugin: args.plugin,
+        tool: args.tool,
+        channel: args.channel,
+        effect: args.effect,
+    };
+    let input = EvalInput {
+        stage,
+        text: &text,
+        subject: &subject,
+    };
+    let mut judgements = HashMap::new();
+    let first = bundle.evaluate(input, &judgements, false);
+    let decision = if first.pending.is_empty() {
+        first.decision
+    } else {
+        let judge = if args.judge {
+            let registry = Arc::new(crate::llm::ModelRegistry::from_config(&config).await?);
+            let model = config
+                .policies
+                .judge_model
+                .clone()
+                .or_else(|| config.effective_models().first().map(|m| m.id().to_owned()))
+                .unwrap_or_default();
+            Some(crate::governance::model_judge::RegistryJudge { registry, model })
+        } else {
+            None
+        };
+        let pending = first
+            .pending
+            .into_iter()
+            .map(|(r, s)| (r, s, text.clone()))
+            .collect();
+        let judge_ref = judge
+            .as_ref()
+            .map(|j| j as &dyn crate::governance::judge::Judge);
+        let notes = answer_all(judge_ref, &JudgeCache::new(16), pending, &mut judgements).await;
+        let mut d = bundle.evaluate(input, &judgements, false).decision;
+        d.judge = notes;
+        d
+    };
+    println!("{}", serde_json::to_string_pretty(&decision)?);
+    Ok(())
+}
+
+pub async fn audit(config: Config, cmd: AuditCommand) -> anyhow::Result<()> {
+    let db = crate::db::connect(&config.database_url())
+        .await
+        .context("opening the database")?;
+    match cmd {
+        AuditCommand::Verify => {
+            let report = audit::verify(&db).await.context("reading the audit log")?;
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            match &report.problem {
+                None => {
+                    eprintln!(
+                        "audit chain intact: {} rows, head {}",
+                        report.rows_checked,
+                        &report.head_hash[..16]
+                    );
+                    Ok(())
+                }
+                Some(p) => bail!("audit chain broken at row {}: {}", p.seq, p.detail),
+            }
+        }
+        AuditCommand::Export {
+            since,
+            until,
+            format,
+        } => {
+            if format != "jsonl" {
+                bail!("--format {format:?}: only jsonl is supported");
+            }
+            let filter = AuditFilter {
+                since,
+                until,
+                ..AuditFilter::default()
+            };
+            filter.validate().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let stdout = std::io::stdout();
+            let mut out = std::io::BufWriter::new(stdout.lock());
+            let mut after = 0;
+            loop {
+                let rows = filter
+                    .export_page(&db, after, 1000)
+                    .await
+                    .map_err(|e| anyhow::anyhow!("{e}"))?;
+                let Some(last) = rows.last() else { break };
+                after = last.seq;
+                for row in rows {
+                    serde_json::to_writer(&mut out, &row)?;
+                    out.write_all(b"\n")?;
+                }
+            }
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
