@@ -50,7 +50,8 @@ pub struct PoliciesConfig {
     pub reload_interval_ms: u64,
     /// Model that answers `llm_judge` rules; defaults to the first model.
     pub judge_model: Option<String>,
-    /// Bytes of a streamed answer held back for the output check.
+    /// How far back (bytes) a streamed answer's trailing spaced number is
+    /// held for the output check.
     pub stream_hold_back_bytes: usize,
 }
 

@@ -1,8 +1,9 @@
 //! Checking output that is still being generated. Text is released only up
-//! to a safe point: at least `hold_back` bytes behind the end, never inside
-//! a run of non-whitespace that reaches the end (tokens, keys, URLs and
-//! emails have no spaces, so one is never released in pieces), and never
-//! inside or after the start of a span that a redaction may still grow.
+//! to a safe point: never inside the run of non-whitespace that reaches the
+//! end (tokens, keys, URLs and emails have no spaces, so one is never
+//! released in pieces), never after the space-separated groups of a number
+//! that may still grow (cards, IBANs, phones; up to `hold_back` bytes), and
+//! never inside or after the start of a span that a redaction may still grow.
 //! Each release is redacted with the spans found so far; the final check
 //! (all detectors, LLM judge included) runs on the whole text at the end.
 
@@ -60,7 +61,7 @@ impl StreamGuard {
         self.raw.push_str(chunk);
         // Re-evaluating the growing text costs O(n) each time; spacing
         // evaluations by a fraction of the length keeps the total near O(n log n).
-        let step = (self.raw.len() / 32).max(16);
+        let step = (self.raw.len() / 32).max(8);
         if self.raw.len() - self.evaluated < step {
             return Release::Text(String::new());
         }
@@ -94,12 +95,19 @@ impl StreamGuard {
 
     fn safe_point(&self, spans: &[(Span, &RedactSpec)]) -> usize {
         let len = self.raw.len();
-        let mut safe = floor_char(&self.raw, len.saturating_sub(self.hold_back));
-        // Back to the last whitespace at or before `safe`.
-        safe = match self.raw[..safe].rfind(char::is_whitespace) {
+        // Never inside the run of non-whitespace that reaches the end.
+        let mut safe = match self.raw.rfind(char::is_whitespace) {
             Some(i) => i + self.raw[i..].chars().next().map_or(1, char::len_utf8),
             None => 0,
         };
+        // Nor after the groups of a spaced number that may still grow
+        // ("4111 1111 …", "+1 (555) 123-4567", "DE89 3704 …"), within
+        // `hold_back` bytes of the end.
+        while let Some(start) = group_before(&self.raw, safe)
+            && len - start <= self.hold_back
+        {
+            safe = start;
+        }
         // Never inside a span, nor past the start of one touching the end.
         loop {
             let inside = spans
@@ -158,11 +166,19 @@ fn redaction_spans<'b>(bundle: &'b Bundle, d: &Decision) -> Vec<(Span, &'b Redac
         .collect()
 }
 
-fn floor_char(s: &str, mut i: usize) -> usize {
-    while i > 0 && !s.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
+/// The start of the token before `at` when it is separated from `at` by one
+/// space and looks like a group of a spaced number or code: at most six
+/// characters of digits, capitals and `()+-.`.
+fn group_before(text: &str, at: usize) -> Option<usize> {
+    let before = text[..at].strip_suffix(' ')?;
+    let start = before.rfind(char::is_whitespace).map_or(0, |i| i + 1);
+    let token = &before[start..];
+    let grouped = !token.is_empty()
+        && token.len() <= 6
+        && token
+            .chars()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase() || "()+-.".contains(c));
+    grouped.then_some(start)
 }
 
 #[cfg(test)]
@@ -230,5 +246,18 @@ mod tests {
         ]);
         assert!(stopped.is_some());
         assert!(!out.contains("forbidden"));
+    }
+}
+
+#[cfg(test)]
+mod release_tests {
+    use super::*;
+
+    #[test]
+    fn spaced_numbers_are_held_but_prose_flows() {
+        assert_eq!(group_before("card 4111 1111 ", 15), Some(10));
+        assert_eq!(group_before("card 4111 ", 10), Some(5));
+        assert_eq!(group_before("the card ", 9), None);
+        assert_eq!(group_before("1. 1\n", 5), None);
     }
 }
