@@ -318,8 +318,9 @@ pub fn prose(bytes: usize, dirty: bool) -> String {
         state ^= state << 17;
         let word = WORDS[(state % WORDS.len() as u64) as usize];
         out.push_str(word);
-        out.push(if state % 11 == 0 { '.' } else { ' ' });
-        if state % 11 == 0 {
+        let sentence_end = state.is_multiple_of(11);
+        out.push(if sentence_end { '.' } else { ' ' });
+        if sentence_end {
             out.push(' ');
         }
         if dirty && out.len() >= next_finding {

@@ -246,7 +246,7 @@ pub(crate) fn luhn(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Country code → IBAN length (the SWIFT registry).
@@ -413,7 +413,8 @@ fn standalone_dotted(text: &str, start: usize, end: usize) -> bool {
     let mut after = text[end..].chars();
     let a1 = after.next();
     let a2 = after.next();
-    !matches!(before, Some('.')) && !(a1 == Some('.') && a2.is_some_and(|c| c.is_ascii_digit()))
+    let continues = a1 == Some('.') && a2.is_some_and(|c| c.is_ascii_digit());
+    before != Some('.') && !continues
 }
 
 fn glued(text: &str, start: usize, end: usize) -> bool {
