@@ -8,6 +8,7 @@ pub use sea_orm_migration::prelude::*;
 mod m20261128_000001_keys_and_request_log;
 mod m20261129_000002_plugins;
 mod m20261130_000003_audit;
+mod m20261130_000004_agents;
 
 pub struct Migrator;
 
@@ -18,6 +19,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261128_000001_keys_and_request_log::Migration),
             Box::new(m20261129_000002_plugins::Migration),
             Box::new(m20261130_000003_audit::Migration),
+            Box::new(m20261130_000004_agents::Migration),
         ]
     }
 }

@@ -34,6 +34,9 @@ pub enum Command {
     /// Plugins: scaffold, check, call, list, install.
     #[command(subcommand)]
     Plugin(crate::plugin_cli::PluginCommand),
+    /// Agents: list them, run one on a message.
+    #[command(subcommand)]
+    Agent(crate::agent_cli::AgentCommand),
     /// Governance policies: run their tests, evaluate content.
     #[command(subcommand)]
     Policy(crate::governance_cli::PolicyCommand),
@@ -116,6 +119,7 @@ pub fn run() -> anyhow::Result<()> {
         }
         Command::Keys(cmd) => runtime()?.block_on(keys_command(&config, cmd)),
         Command::Plugin(cmd) => runtime()?.block_on(crate::plugin_cli::run(config, cmd)),
+        Command::Agent(cmd) => runtime()?.block_on(crate::agent_cli::run(config, cmd)),
         Command::Policy(cmd) => runtime()?.block_on(crate::governance_cli::policy(config, cmd)),
         Command::Audit(cmd) => runtime()?.block_on(crate::governance_cli::audit(config, cmd)),
         Command::Bench(BenchCommand::Governance(args)) => {

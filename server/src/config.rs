@@ -37,6 +37,8 @@ pub struct Config {
     pub models: Vec<ModelConfig>,
     pub plugins: PluginsConfig,
     pub policies: PoliciesConfig,
+    /// `[[agents]]`; none means the three shipped agents.
+    pub agents: Vec<crate::agents::AgentSpec>,
 }
 
 /// `[policies]`: where governance policies come from and how they run.
@@ -274,6 +276,17 @@ impl Config {
                 "policies.stream_hold_back_bytes must be between 16 and 65536".into(),
             ));
         }
+        let mut names = std::collections::HashSet::new();
+        for a in &self.agents {
+            a.validate()
+                .map_err(|e| ConfigError::Invalid(e.to_string()))?;
+            if !names.insert(&a.name) {
+                return Err(ConfigError::Invalid(format!(
+                    "agent {:?} is declared twice",
+                    a.name
+                )));
+            }
+        }
         let mut seen = std::collections::HashSet::new();
         for m in &self.models {
             let id = m.id();
@@ -368,6 +381,15 @@ impl Config {
             Some(d) => PolicySource::Dir(d.clone()),
             None if Path::new("policies").is_dir() => PolicySource::Dir(PathBuf::from("policies")),
             None => PolicySource::Defaults,
+        }
+    }
+
+    /// The agents to offer, with the shipped three when none are declared.
+    pub fn effective_agents(&self) -> Vec<crate::agents::AgentSpec> {
+        if self.agents.is_empty() {
+            crate::agents::AgentSpec::defaults()
+        } else {
+            self.agents.clone()
         }
     }
 

@@ -1,5 +1,7 @@
 //! Warden: a self-hosted plugin and agent platform. See ARCHITECTURE.md.
 
+pub mod agent_cli;
+pub mod agents;
 pub mod api;
 pub mod bench;
 pub mod bench_governance;

@@ -17,36 +17,28 @@ use crate::governance::store::PolicyStore;
 use crate::llm::ModelRegistry;
 
 pub async fn serve(config: Config) -> anyhow::Result<()> {
-    let needs_default_model = config
-        .effective_models()
-        .iter()
-        .any(|m| matches!(m, ModelConfig::Embedded { path: None, .. }));
-    if needs_default_model {
-        let cfg = config.clone();
-        tokio::task::spawn_blocking(move || crate::model::ensure_default_model(&cfg))
-            .await
-            .context("model fetch task")??;
-    }
-
-    let db = crate::db::connect(&config.database_url())
-        .await
-        .context("opening the database")?;
-    if crate::keys::count(&db).await? == 0 {
-        let key = crate::keys::create(&db, "admin", crate::keys::Role::Admin).await?;
+    let core = start_core(&config).await?;
+    if crate::keys::count(&core.db).await? == 0 {
+        let key = crate::keys::create(&core.db, "admin", crate::keys::Role::Admin).await?;
         // Printed once, to stdout only: never through the log.
         println!("created admin API key (shown once, store it now): {key}");
     }
-
-    let registry = Arc::new(ModelRegistry::from_config(&config).await?);
-    let (request_log, log_writer) = RequestLogger::spawn(db.clone());
+    let (request_log, log_writer) = RequestLogger::spawn(core.db.clone());
     let limits = Limits {
         default_max_tokens: config.server.default_max_tokens,
         max_tokens_limit: config.server.max_tokens_limit,
     };
-    let (governor, audit_writer) = start_governance(&config, &registry, db.clone())?;
-    let mut state = AppState::new(registry, db.clone(), limits, request_log, governor);
+    let audit_writer = core.audit_writer;
+    let mut state = AppState::new(
+        core.registry,
+        core.db.clone(),
+        limits,
+        request_log,
+        core.governor,
+    );
     state.stream_hold_back = config.policies.stream_hold_back_bytes;
-    state.plugins = Some(Arc::new(start_plugins(&config, &state, db).await?));
+    state.plugins = Some(core.plugins);
+    state.agents = Some(core.agents);
     let app = api::router(state, config.server.max_body_bytes);
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -111,6 +103,60 @@ async fn shutdown_signal() {
     }
 }
 
+/// What the server and in-process CLI verbs (`warden agent run`) share.
+pub struct Core {
+    pub db: sea_orm::DatabaseConnection,
+    pub registry: Arc<ModelRegistry>,
+    pub governor: Arc<Governor>,
+    pub plugins: Arc<crate::plugins::PluginManager>,
+    pub agents: Arc<crate::agents::AgentService>,
+    pub audit_writer: tokio::task::JoinHandle<()>,
+}
+
+/// Fetches the default model if needed, opens the database, loads the
+/// models, the policies, the plugins and the agents.
+pub async fn start_core(config: &Config) -> anyhow::Result<Core> {
+    let needs_default_model = config
+        .effective_models()
+        .iter()
+        .any(|m| matches!(m, ModelConfig::Embedded { path: None, .. }));
+    if needs_default_model {
+        let cfg = config.clone();
+        tokio::task::spawn_blocking(move || crate::model::ensure_default_model(&cfg))
+            .await
+            .context("model fetch task")??;
+    }
+    let db = crate::db::connect(&config.database_url())
+        .await
+        .context("opening the database")?;
+    let registry = Arc::new(ModelRegistry::from_config(config).await?);
+    let (governor, audit_writer) = start_governance(config, &registry, db.clone())?;
+    let plugins = Arc::new(start_plugins(config, &registry, db.clone()).await?);
+    let default_model = config
+        .effective_models()
+        .first()
+        .map(|m| m.id().to_owned())
+        .unwrap_or_default();
+    let agents = Arc::new(crate::agents::AgentService {
+        catalog: crate::agents::AgentCatalog::new(config.effective_agents(), db.clone()),
+        runner: crate::agents::Runner {
+            registry: registry.clone(),
+            tools: Arc::new(crate::agents::tools::PluginTools(plugins.clone())),
+            governor: governor.clone(),
+            runs: crate::agents::RunStore::new(db.clone()),
+            default_model,
+        },
+    });
+    Ok(Core {
+        db,
+        registry,
+        governor,
+        plugins,
+        agents,
+        audit_writer,
+    })
+}
+
 /// Loads the policy bundle (fatal if invalid: the server never runs
 /// ungoverned), starts the watcher and the audit writer.
 fn start_governance(
@@ -150,7 +196,7 @@ fn start_governance(
 /// `plugins.llm_model` (default: the first configured model).
 async fn start_plugins(
     config: &Config,
-    state: &AppState,
+    registry: &Arc<ModelRegistry>,
     db: sea_orm::DatabaseConnection,
 ) -> anyhow::Result<crate::plugins::PluginManager> {
     let model = match &config.plugins.llm_model {
@@ -161,13 +207,13 @@ async fn start_plugins(
             .map(|m| m.id().to_owned())
             .unwrap_or_default(),
     };
-    if state.registry.get(&model).is_none() {
+    if registry.get(&model).is_none() {
         anyhow::bail!("plugins.llm_model {model:?} is not a configured model");
     }
     let services = crate::plugins::HostServices {
         kv: crate::plugins::kv_store::KvStore::new(db.clone()),
         llm: Some(Arc::new(RegistryLlm {
-            registry: state.registry.clone(),
+            registry: registry.clone(),
             model,
         })),
     };

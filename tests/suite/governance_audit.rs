@@ -54,6 +54,26 @@ fn verify(server_dir: &std::path::Path, url: Option<&str>) -> (bool, Value, Stri
     )
 }
 
+/// The first problem `audit verify` reported: row and kind.
+fn problem(report: &Value) -> (Option<i64>, Option<&str>) {
+    (
+        report["problem"]["seq"].as_i64(),
+        report["problem"]["kind"].as_str(),
+    )
+}
+
+/// Swaps the sequence numbers of two rows (through a free one).
+async fn swap(db: &DatabaseConnection, a: i64, b: i64) {
+    for (from, to) in [(a, -1), (b, a), (-1, b)] {
+        sql(
+            db,
+            &format!("UPDATE audit_log SET seq = {to} WHERE seq = {from}"),
+        )
+        .await
+        .unwrap();
+    }
+}
+
 async fn sql(db: &DatabaseConnection, q: &str) -> Result<(), sea_orm::DbErr> {
     db.execute_unprepared(q).await.map(|_| ())
 }
@@ -92,14 +112,7 @@ async fn tamper_suite(url: String) {
         .unwrap();
     let (ok, report, stderr) = verify(&dir, cli_url);
     assert!(!ok);
-    assert_eq!(
-        (
-            report["problem"]["seq"].as_i64(),
-            report["problem"]["kind"].as_str()
-        ),
-        (Some(3), Some("altered")),
-        "{report}"
-    );
+    assert_eq!(problem(&report), (Some(3), Some("altered")), "{report}");
     assert!(stderr.contains("row 3"), "{stderr}");
     sql(
         &db,
@@ -124,48 +137,18 @@ async fn tamper_suite(url: String) {
         .unwrap();
     let (ok, report, _) = verify(&dir, cli_url);
     assert!(!ok);
-    assert_eq!(
-        (
-            report["problem"]["seq"].as_i64(),
-            report["problem"]["kind"].as_str()
-        ),
-        (Some(4), Some("deleted")),
-        "{report}"
-    );
+    assert_eq!(problem(&report), (Some(4), Some("deleted")), "{report}");
     sql(&db, "INSERT INTO audit_log SELECT * FROM audit_keep")
         .await
         .unwrap();
     assert!(verify(&dir, cli_url).0);
 
     // Reordered: rows 2 and 5 swap places.
-    sql(&db, "UPDATE audit_log SET seq = -1 WHERE seq = 2")
-        .await
-        .unwrap();
-    sql(&db, "UPDATE audit_log SET seq = 2 WHERE seq = 5")
-        .await
-        .unwrap();
-    sql(&db, "UPDATE audit_log SET seq = 5 WHERE seq = -1")
-        .await
-        .unwrap();
+    swap(&db, 2, 5).await;
     let (ok, report, _) = verify(&dir, cli_url);
     assert!(!ok);
-    assert_eq!(
-        (
-            report["problem"]["seq"].as_i64(),
-            report["problem"]["kind"].as_str()
-        ),
-        (Some(2), Some("reordered")),
-        "{report}"
-    );
-    sql(&db, "UPDATE audit_log SET seq = -1 WHERE seq = 2")
-        .await
-        .unwrap();
-    sql(&db, "UPDATE audit_log SET seq = 2 WHERE seq = 5")
-        .await
-        .unwrap();
-    sql(&db, "UPDATE audit_log SET seq = 5 WHERE seq = -1")
-        .await
-        .unwrap();
+    assert_eq!(problem(&report), (Some(2), Some("reordered")), "{report}");
+    swap(&db, 2, 5).await;
     assert!(verify(&dir, cli_url).0);
 
     // Truncated: the newest row disappears.

@@ -1,6 +1,7 @@
 //! The HTTP surface: OpenAI-compatible `/v1`, Warden's own `/api`, and the
 //! open `/healthz` and `/metrics`.
 
+mod agents;
 mod auth;
 mod chat;
 pub mod error;
@@ -44,6 +45,8 @@ pub struct AppState {
     /// `None` only in tests that run without plugins.
     pub plugins: Option<Arc<crate::plugins::PluginManager>>,
     pub governor: Arc<crate::governance::Governor>,
+    /// `None` only in tests that run without agents.
+    pub agents: Option<Arc<crate::agents::AgentService>>,
     /// Bytes a streamed answer is held back for the output check.
     pub stream_hold_back: usize,
 }
@@ -66,6 +69,7 @@ impl AppState {
             started_at: chrono::Utc::now().timestamp(),
             plugins: None,
             governor,
+            agents: None,
             stream_hold_back: 64,
         }
     }
@@ -107,7 +111,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/policies/reload", post(governance::reload))
         .route("/policies/evaluate", post(governance::evaluate))
         .route("/audit", get(governance::list_audit))
-        .route("/audit/verify", get(governance::verify));
+        .route("/audit/verify", get(governance::verify))
+        .route("/agents", get(agents::list).post(agents::put))
+        .route(
+            "/agents/{name}",
+            get(agents::get_one).delete(agents::delete),
+        )
+        .route("/agents/{name}/runs", post(agents::create_run))
+        .route("/runs", get(agents::list_runs))
+        .route("/runs/{id}", get(agents::get_run));
     let authed = Router::new().nest("/v1", v1).nest("/api", api).route_layer(
         middleware::from_fn_with_state(state.clone(), auth::require_key),
     );

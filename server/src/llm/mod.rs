@@ -14,6 +14,7 @@ use thiserror::Error;
 pub use embedded::{EmbeddedBackend, EngineDType};
 pub use registry::ModelRegistry;
 pub use remote::RemoteBackend;
+pub use tool_forcing::close_schema;
 pub use types::*;
 
 #[derive(Debug, Error)]

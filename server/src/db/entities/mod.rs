@@ -1,3 +1,5 @@
+pub mod agent;
+pub mod agent_run;
 pub mod api_key;
 pub mod audit_head;
 pub mod audit_log;
@@ -5,3 +7,4 @@ pub mod plugin;
 pub mod plugin_event;
 pub mod plugin_kv;
 pub mod request_log;
+pub mod run_step;

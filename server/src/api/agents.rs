@@ -1,0 +1,253 @@
+//! `/api/agents` (definitions; changes need an admin key) and `/api/runs`
+//! (runs; users see their own).
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::extract::rejection::QueryRejection;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::AppState;
+use super::auth::require_admin;
+use super::error::ApiError;
+use super::json::ApiJson;
+use crate::agents::{AgentService, AgentSpec, CatalogError, RunReport, RunRequest, runs::run_view};
+use crate::keys::{Principal, Role};
+
+const MAX_MESSAGE_BYTES: usize = 64 * 1024;
+
+fn service(state: &AppState) -> Result<&AgentService, ApiError> {
+    state
+        .agents
+        .as_deref()
+        .ok_or_else(|| ApiError::unavailable("agents are not running on this server"))
+}
+
+fn catalog_error(e: CatalogError) -> ApiError {
+    match e {
+        CatalogError::Invalid(m) => ApiError::bad_request(m).with_code("invalid_agent"),
+        CatalogError::Configured(_) => {
+            ApiError::new(StatusCode::CONFLICT, "invalid_request_error", e.to_string())
+        }
+        CatalogError::NotFound(_) => ApiError::not_found(e.to_string()),
+        CatalogError::Db(e) => ApiError::internal(format!("database error: {e}")),
+    }
+}
+
+fn db_error(e: sea_orm::DbErr) -> ApiError {
+    ApiError::internal(format!("database error: {e}"))
+}
+
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let agents = service(&state)?
+        .catalog
+        .list()
+        .await
+        .map_err(catalog_error)?;
+    let data: Vec<Value> = agents
+        .into_iter()
+        .map(|(a, source)| {
+            let mut v = serde_json::to_value(&a).unwrap_or(Value::Null);
+            v["source"] = json!(source);
+            v
+        })
+        .collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+pub async fn get_one(
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let a = service(&state)?
+        .catalog
+        .get(&name)
+        .await
+        .map_err(catalog_error)?;
+    Ok(Json(
+        serde_json::to_value(a).map_err(|e| ApiError::internal(e.to_string()))?,
+    ))
+}
+
+pub async fn put(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    ApiJson(spec): ApiJson<AgentSpec>,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    require_admin(&principal)?;
+    let svc = service(&state)?;
+    if let Some(m) = &spec.model
+        && state.registry.get(m).is_none()
+    {
+        return Err(ApiError::invalid_param(
+            "model",
+            &format!("model {m:?} is not configured"),
+        ));
+    }
+    let name = spec.name.clone();
+    svc.catalog
+        .put(spec, &principal.name)
+        .await
+        .map_err(catalog_error)?;
+    let stored = svc.catalog.get(&name).await.map_err(catalog_error)?;
+    Ok((
+        StatusCode::CREATED,
+        Json(serde_json::to_value(stored).unwrap_or(Value::Null)),
+    ))
+}
+
+pub async fn delete(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+) -> Result<StatusCode, ApiError> {
+    require_admin(&principal)?;
+    service(&state)?
+        .catalog
+        .delete(&name)
+        .await
+        .map_err(catalog_error)?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreateRun {
+    message: String,
+    #[serde(default)]
+    stream: bool,
+    /// Where the message came from (default `api`).
+    #[serde(default)]
+    channel: Option<String>,
+}
+
+/// Runs an agent; with `stream: true` the steps arrive as server-sent
+/// events (`step`) as they happen, then the run (`run`).
+pub async fn create_run(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<CreateRun>,
+) -> Result<Response, ApiError> {
+    let svc = service(&state)?;
+    if body.message.trim().is_empty() || body.message.len() > MAX_MESSAGE_BYTES {
+        return Err(ApiError::invalid_param(
+            "message",
+            "message must have 1 byte to 64 KiB of text",
+        ));
+    }
+    let agent = svc.catalog.get(&name).await.map_err(catalog_error)?;
+    let request = RunRequest {
+        agent,
+        message: body.message,
+        subject: Some(principal.name.clone()),
+        channel: body.channel.unwrap_or_else(|| "api".into()),
+    };
+    let Some(agents) = state.agents.clone() else {
+        return Err(ApiError::unavailable(
+            "agents are not running on this server",
+        ));
+    };
+    if !body.stream {
+        let report = agents.runner.run(request, None).await.map_err(db_error)?;
+        return Ok(Json(report_view(&report)).into_response());
+    }
+    let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+    let events = crate::task_stream::task_stream(16, move |out| async move {
+        let run = tokio::spawn(async move { agents.runner.run(request, Some(tx)).await });
+        let mut rx = tokio_stream::wrappers::UnboundedReceiverStream::new(rx);
+        while let Some(step) = rx.next().await {
+            let e = Event::default()
+                .event("step")
+                .data(serde_json::to_string(&step).unwrap_or_default());
+            if out.send(e).await.is_err() {
+                break;
+            }
+        }
+        let last = match run.await {
+            Ok(Ok(report)) => Event::default()
+                .event("run")
+                .data(report_view(&report).to_string()),
+            Ok(Err(e)) => Event::default()
+                .event("error")
+                .data(db_error(e).body().to_string()),
+            Err(e) => Event::default()
+                .event("error")
+                .data(ApiError::internal(e.to_string()).body().to_string()),
+        };
+        let _ = out.send(last).await;
+    });
+    Ok(Sse::new(events.map(Ok::<_, Infallible>))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+fn report_view(r: &RunReport) -> Value {
+    json!({
+        "id": r.id,
+        "status": r.status,
+        "answer": r.answer,
+        "error": r.error,
+        "steps": r.steps,
+    })
+}
+
+pub async fn get_run(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let (run, steps) = service(&state)?
+        .runner
+        .runs
+        .get(&id)
+        .await
+        .map_err(db_error)?
+        .filter(|(run, _)| visible(&principal, run.subject.as_deref()))
+        .ok_or_else(|| ApiError::not_found(format!("no run {id:?}")))?;
+    Ok(Json(run_view(&run, &steps)))
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RunFilter {
+    agent: Option<String>,
+    status: Option<String>,
+    limit: Option<u64>,
+}
+
+pub async fn list_runs(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    query: Result<Query<RunFilter>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(f) =
+        query.map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))?;
+    let limit = f.limit.unwrap_or(50);
+    if !(1..=500).contains(&limit) {
+        return Err(ApiError::invalid_param(
+            "limit",
+            "limit must be within 1..500",
+        ));
+    }
+    let subject = (principal.role != Role::Admin).then_some(principal.name.as_str());
+    let runs = service(&state)?
+        .runner
+        .runs
+        .list(f.agent.as_deref(), f.status.as_deref(), subject, limit)
+        .await
+        .map_err(db_error)?;
+    let data: Vec<Value> = runs.iter().map(|r| run_view(r, &[])).collect();
+    Ok(Json(json!({ "data": data })))
+}
+
+/// Admins see every run; users their own.
+fn visible(p: &Principal, subject: Option<&str>) -> bool {
+    p.role == Role::Admin || subject == Some(p.name.as_str())
+}
