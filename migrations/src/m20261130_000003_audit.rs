@@ -49,7 +49,11 @@ impl MigrationTrait for Migration {
                 Table::create()
                     .table(AuditLog::Table)
                     .if_not_exists()
-                    .col(big_integer(AuditLog::Seq).primary_key())
+                    .col(
+                        big_integer(AuditLog::Seq)
+                            .primary_key()
+                            .check(Expr::col(AuditLog::Seq).gte(1)),
+                    )
                     .col(string(AuditLog::At))
                     .col(string_null(AuditLog::RunId))
                     .col(string(AuditLog::Stage))
@@ -102,6 +106,7 @@ impl MigrationTrait for Migration {
                     .into_table(AuditHead::Table)
                     .columns([AuditHead::Id, AuditHead::Seq, AuditHead::Hash])
                     .values_panic([1.into(), 0i64.into(), GENESIS.into()])
+                    .on_conflict(OnConflict::column(AuditHead::Id).do_nothing().to_owned())
                     .to_owned(),
             )
             .await?;
@@ -109,10 +114,12 @@ impl MigrationTrait for Migration {
         match db.get_database_backend() {
             DbBackend::Postgres => {
                 db.execute_unprepared(
-                    "CREATE FUNCTION warden_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ \
+                    "CREATE OR REPLACE FUNCTION warden_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ \
                      BEGIN RAISE EXCEPTION 'audit_log is append-only'; END $$",
                 )
                 .await?;
+                db.execute_unprepared("DROP TRIGGER IF EXISTS audit_log_append_only ON audit_log")
+                    .await?;
                 db.execute_unprepared(
                     "CREATE TRIGGER audit_log_append_only BEFORE UPDATE OR DELETE ON audit_log \
                      FOR EACH ROW EXECUTE FUNCTION warden_audit_append_only()",
@@ -122,7 +129,7 @@ impl MigrationTrait for Migration {
             _ => {
                 for op in ["UPDATE", "DELETE"] {
                     db.execute_unprepared(&format!(
-                        "CREATE TRIGGER audit_log_no_{} BEFORE {op} ON audit_log \
+                        "CREATE TRIGGER IF NOT EXISTS audit_log_no_{} BEFORE {op} ON audit_log \
                          BEGIN SELECT RAISE(ABORT, 'audit_log is append-only'); END",
                         op.to_lowercase()
                     ))
@@ -139,6 +146,13 @@ impl MigrationTrait for Migration {
             .await?;
         manager
             .drop_table(Table::drop().table(AuditLog::Table).to_owned())
-            .await
+            .await?;
+        if manager.get_connection().get_database_backend() == DbBackend::Postgres {
+            manager
+                .get_connection()
+                .execute_unprepared("DROP FUNCTION IF EXISTS warden_audit_append_only()")
+                .await?;
+        }
+        Ok(())
     }
 }

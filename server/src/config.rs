@@ -271,9 +271,10 @@ impl Config {
                 "policies.reload_interval_ms must be between 50 and 3600000".into(),
             ));
         }
-        if !(16..=65_536).contains(&p.stream_hold_back_bytes) {
+        if !(48..=65_536).contains(&p.stream_hold_back_bytes) {
             return Err(ConfigError::Invalid(
-                "policies.stream_hold_back_bytes must be between 16 and 65536".into(),
+                "policies.stream_hold_back_bytes must be between 48 (a spaced IBAN) and 65536"
+                    .into(),
             ));
         }
         let mut names = std::collections::HashSet::new();

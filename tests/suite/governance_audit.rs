@@ -64,7 +64,8 @@ fn problem(report: &Value) -> (Option<i64>, Option<&str>) {
 
 /// Swaps the sequence numbers of two rows (through a free one).
 async fn swap(db: &DatabaseConnection, a: i64, b: i64) {
-    for (from, to) in [(a, -1), (b, a), (-1, b)] {
+    // Through a free number above the chain (the table refuses seq < 1).
+    for (from, to) in [(a, 1_000_000), (b, a), (1_000_000, b)] {
         sql(
             db,
             &format!("UPDATE audit_log SET seq = {to} WHERE seq = {from}"),
@@ -150,6 +151,21 @@ async fn tamper_suite(url: String) {
     assert_eq!(problem(&report), (Some(2), Some("reordered")), "{report}");
     swap(&db, 2, 5).await;
     assert!(verify(&dir, cli_url).0);
+
+    // Forged: a row slipped in beyond the head.
+    sql(
+        &db,
+        "INSERT INTO audit_log SELECT 100, at, run_id, stage, subject, agent, plugin, tool, channel, decision, mode, policies, matches, bundle, content_sha256, prev_hash, hash FROM audit_log WHERE seq = 1",
+    )
+    .await
+    .unwrap();
+    let (ok, report, _) = verify(&dir, cli_url);
+    assert!(!ok);
+    assert_eq!(problem(&report), (Some(100), Some("altered")), "{report}");
+    sql(&db, "DELETE FROM audit_log WHERE seq = 100")
+        .await
+        .unwrap();
+    assert!(sql(&db, "INSERT INTO audit_log SELECT 0, at, run_id, stage, subject, agent, plugin, tool, channel, decision, mode, policies, matches, bundle, content_sha256, prev_hash, hash FROM audit_log WHERE seq = 1").await.is_err(), "rows below 1 are refused");
 
     // Truncated: the newest row disappears.
     sql(&db, "DELETE FROM audit_log WHERE seq = 6")

@@ -125,6 +125,34 @@ async fn input_and_output_are_governed_and_audited() {
         "check my key [REDACTED:aws_access_key] please"
     );
 
+    // Tool calls replayed in the history are input too; JSON escapes do not
+    // hide the key (`\u004f` is `O`).
+    let resp = reqwest::Client::new()
+        .post(format!("{}/chat/completions", server.v1()))
+        .bearer_auth(server.key())
+        .json(&json!({
+            "model": "scripted",
+            "messages": [
+                {"role": "assistant", "content": null, "tool_calls": [{"id": "c1", "type": "function",
+                    "function": {"name": "lookup", "arguments": "{\"k\": \"AKIAIOSF\\u004fDNN7EXAMPLE\"}"}}]},
+                {"role": "tool", "tool_call_id": "c1", "content": "done"},
+                {"role": "user", "content": "thanks"}
+            ],
+        }))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        resp.status().as_u16(),
+        200,
+        "{}",
+        resp.text().await.unwrap()
+    );
+    let sent =
+        up.received().last().unwrap()["messages"][0]["tool_calls"][0]["function"]["arguments"]
+            .clone();
+    assert_eq!(sent, "{\"k\":\"[REDACTED:aws_access_key]\"}");
+
     // Secrets and exfiltrating images the model produces are redacted.
     let (_, body) = chat(&server, "leak-key", false).await;
     assert!(

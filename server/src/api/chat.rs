@@ -188,6 +188,23 @@ impl SseContext {
         }
     }
 
+    /// Records the decision on what the stream received when it ends early
+    /// (upstream error, client gone): text was released, so it is audited.
+    async fn record_partial(&self) {
+        let bundle = self.guard.bundle().clone();
+        let decision = self
+            .governor
+            .evaluate(&bundle, Stage::Output, self.guard.text(), &self.subject)
+            .await;
+        if let Err(e) = self
+            .governor
+            .record(&decision, &self.subject, Some(&self.id))
+            .await
+        {
+            tracing::error!(error = %e, "cannot record the decision on an interrupted stream");
+        }
+    }
+
     /// The final check on the whole answer: audited once, then whatever the
     /// guard still holds is released (redacted), or the stream is stopped.
     async fn finish_output(&mut self) -> Result<Option<Event>, Event> {
@@ -306,12 +323,14 @@ fn sse_events(
                     break;
                 }
                 Err(e) => {
+                    ctx.record_partial().await;
                     let _ = tx.send(ctx.error(&ApiError::from(e))).await;
                     return;
                 }
             };
             if tx.send(out).await.is_err() {
-                // Client went away: dropping `ctx.events` cancels generation.
+                // Client went away: what was released is still recorded.
+                ctx.record_partial().await;
                 return;
             }
         }
@@ -362,15 +381,28 @@ async fn govern_input(
     run_id: &str,
 ) -> Result<(), ApiError> {
     for message in &mut request.messages {
-        let Some(content) = message.content.as_mut().filter(|c| !c.is_empty()) else {
-            continue;
-        };
-        let checked = check(governor, Stage::Input, content, subject, run_id).await?;
-        if let Some(redacted) = checked.decision.redacted {
-            *content = redacted;
+        if let Some(content) = message.content.as_mut().filter(|c| !c.is_empty()) {
+            let checked = check(governor, Stage::Input, content, subject, run_id).await?;
+            if let Some(redacted) = checked.decision.redacted {
+                *content = redacted;
+            }
+        }
+        // Tool calls replayed in the history reach the model too.
+        for call in &mut message.tool_calls {
+            let arguments = canonical_json(&call.arguments);
+            let checked = check(governor, Stage::Input, &arguments, subject, run_id).await?;
+            call.arguments = checked.decision.text(&arguments).to_owned();
         }
     }
     Ok(())
+}
+
+/// JSON text as serde_json writes it: escapes such as `\u004f` or `\/`
+/// decoded, so detectors see what the tool will receive. Text that is not
+/// JSON is checked as it is.
+pub fn canonical_json(text: &str) -> String {
+    serde_json::from_str::<serde_json::Value>(text)
+        .map_or_else(|_| text.to_owned(), |v| v.to_string())
 }
 
 /// Tool calls the model proposes pass the `tool_call` stage (arguments as
@@ -386,10 +418,9 @@ async fn govern_tool_calls(
             tool: Some(call.name.clone()),
             ..subject.clone()
         };
-        let checked = check(governor, Stage::ToolCall, &call.arguments, &subject, run_id).await?;
-        if let Some(redacted) = checked.decision.redacted {
-            call.arguments = redacted;
-        }
+        let arguments = canonical_json(&call.arguments);
+        let checked = check(governor, Stage::ToolCall, &arguments, &subject, run_id).await?;
+        call.arguments = checked.decision.text(&arguments).to_owned();
     }
     Ok(())
 }

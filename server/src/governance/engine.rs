@@ -245,6 +245,8 @@ fn eval<'r>(m: &'r Match, text: &str, ctx: &DetectCtx<'_>, wanted: &mut Vec<&'r 
         },
         Match::Not(inner) => match eval(inner, text, ctx, wanted) {
             Tri::Yes(..) => Tri::No,
+            // A stream prefix lacking something may still get it.
+            Tri::No if ctx.partial => Tri::Unknown,
             Tri::No => Tri::Yes(vec![Span::whole(text, "content")], None),
             Tri::Unknown => Tri::Unknown,
         },

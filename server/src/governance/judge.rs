@@ -51,10 +51,14 @@ fn default_max_chars() -> usize {
 }
 
 impl JudgeSpec {
+    /// Identifies this question, as this rule asks it (excerpt length and
+    /// failure mode included), about this content.
     pub fn key(&self, content: &str) -> JudgeKey {
         let mut h = Sha256::new();
         h.update((self.question.len() as u64).to_le_bytes());
         h.update(self.question.as_bytes());
+        h.update((self.max_chars as u64).to_le_bytes());
+        h.update([u8::from(self.on_error == FailMode::Closed)]);
         h.update(content.as_bytes());
         JudgeKey(h.finalize().into())
     }

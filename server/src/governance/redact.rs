@@ -1,6 +1,6 @@
 //! Rewrites redacted spans. Overlapping spans from several rules merge into
-//! one region (redactions compose); the region takes the style of the span
-//! that starts first (the longest, on a tie).
+//! one region (redactions compose); the region takes the style that leaves
+//! least of the value among its spans (replace, then hash, then mask).
 
 use sha2::{Digest, Sha256};
 
@@ -17,23 +17,37 @@ pub fn apply(text: &str, spans: &[(&Span, &RedactSpec)]) -> String {
     let mut cursor = 0;
     let mut i = 0;
     while i < spans.len() {
-        let (first, spec) = *spans[i];
+        let (first, _) = *spans[i];
         let start = first.start.max(cursor);
         let mut end = first.end;
+        let mut strongest = *spans[i];
         i += 1;
         while i < spans.len() && spans[i].0.start < end {
             end = end.max(spans[i].0.end);
+            if strength(spans[i].1) > strength(strongest.1) {
+                strongest = *spans[i];
+            }
             i += 1;
         }
         if start >= end {
             continue;
         }
         out.push_str(&text[cursor..start]);
-        out.push_str(&rewrite(&text[start..end], &first.kind, spec));
+        out.push_str(&rewrite(&text[start..end], &strongest.0.kind, strongest.1));
         cursor = end;
     }
     out.push_str(&text[cursor..]);
     out
+}
+
+/// How much of the value a style leaves: a merged region takes the style
+/// that leaves least (replace, then hash, then mask).
+fn strength(spec: &RedactSpec) -> u8 {
+    match spec.style {
+        RedactStyle::Mask => 0,
+        RedactStyle::Hash => 1,
+        RedactStyle::Replace => 2,
+    }
 }
 
 fn rewrite(value: &str, kind: &str, spec: &RedactSpec) -> String {
@@ -87,6 +101,21 @@ mod tests {
             apply(text, &[(&b, &r), (&a, &r)]),
             "call [REDACTED:phone] now"
         );
+    }
+
+    #[test]
+    fn a_merged_region_takes_the_strictest_style() {
+        let text = "4111 1111 1111 1111-AbC9xQ7pR";
+        let card = Span::new(0, 19, "credit_card");
+        let token = Span::new(15, text.len(), "high_entropy");
+        let out = apply(
+            text,
+            &[
+                (&card, &spec(RedactStyle::Mask, 4)),
+                (&token, &spec(RedactStyle::Replace, 0)),
+            ],
+        );
+        assert_eq!(out, "[REDACTED:high_entropy]");
     }
 
     #[test]

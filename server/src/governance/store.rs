@@ -37,6 +37,9 @@ pub struct PolicyStore {
     source: PolicySource,
     active: RwLock<Arc<Bundle>>,
     state: Mutex<ReloadState>,
+    /// One reload at a time (the watcher and the API may both ask), so an
+    /// older directory state can never be activated after a newer one.
+    reloading: Mutex<()>,
 }
 
 /// What `GET /api/policies` reports.
@@ -92,6 +95,7 @@ impl PolicyStore {
                 last_error: None,
                 fingerprint,
             }),
+            reloading: Mutex::new(()),
         })
     }
 
@@ -104,6 +108,7 @@ impl PolicyStore {
                 activated_at: super::audit::record::now_rfc3339(),
                 ..ReloadState::default()
             }),
+            reloading: Mutex::new(()),
         }
     }
 
@@ -124,6 +129,7 @@ impl PolicyStore {
         let PolicySource::Dir(dir) = &self.source else {
             return Ok(None);
         };
+        let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
         let fp = fingerprint(dir)
             .map_err(|e| self.fail(format!("cannot read {}: {e}", dir.display())))?;
         if !force && fp == self.state().fingerprint {
@@ -219,7 +225,8 @@ fn fingerprint(dir: &Path) -> std::io::Result<Vec<(String, u64, Option<SystemTim
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
-        let meta = entry.metadata()?;
+        // Follows symlinks: an edit to a linked file is an edit.
+        let meta = std::fs::metadata(entry.path())?;
         out.push((
             entry.file_name().to_string_lossy().into_owned(),
             meta.len(),

@@ -72,7 +72,7 @@ impl StreamGuard {
             subject: &self.subject,
         };
         let decision = self.bundle.evaluate(input, &HashMap::new(), true).decision;
-        if stops(decision.decision) {
+        if stops(decision.decision) && !only_at_the_end(&decision, self.raw.len()) {
             return Release::Stopped(Box::new(decision));
         }
         let bundle = Arc::clone(&self.bundle);
@@ -146,6 +146,16 @@ impl StreamGuard {
         self.released = to;
         super::redact::apply(&self.raw[from..to], &pairs)
     }
+}
+
+/// Whether every stopping match ends where the text ends so far: the word
+/// may still grow into another ("forbid" → "forbidden"), so the stream
+/// waits (the spans keep the text held) instead of stopping.
+fn only_at_the_end(d: &Decision, len: usize) -> bool {
+    d.matches
+        .iter()
+        .filter(|m| m.enforced && stops(m.action))
+        .all(|m| m.spans.iter().all(|s| s.end == len))
 }
 
 fn stops(action: Action) -> bool {
@@ -233,6 +243,16 @@ mod tests {
             out,
             text.replace("AKIAIOSFODNN7EXAMPLE", "[REDACTED:aws_access_key]")
         );
+    }
+
+    #[test]
+    fn a_word_that_only_starts_like_a_blocked_one_is_not_stopped() {
+        let (out, stopped) = run(&[
+            "the forbidden",
+            "ness of it all and more words to come later on",
+        ]);
+        assert!(stopped.is_none(), "{out}");
+        assert!(out.contains("forbiddenness"));
     }
 
     #[test]

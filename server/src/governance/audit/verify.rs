@@ -55,11 +55,32 @@ pub async fn verify(db: &DatabaseConnection) -> Result<VerifyReport, DbErr> {
         head_hash: head.hash.clone(),
         problem: None,
     };
+    // Rows numbered below 1 are outside the chain: only forgery puts them there.
+    if let Some(forged) = audit_log::Entity::find()
+        .filter(audit_log::Column::Seq.lt(1))
+        .order_by_asc(audit_log::Column::Seq)
+        .one(db)
+        .await?
+    {
+        report.ok = false;
+        report.problem = Some(Problem {
+            seq: forged.seq,
+            kind: ProblemKind::Altered,
+            detail: format!(
+                "row {} is numbered outside the chain (which starts at 1)",
+                forged.seq
+            ),
+        });
+        return Ok(report);
+    }
+    // The walk stops at the head read above: rows appended while it runs
+    // belong to a later head and are checked by a later walk.
     let mut expected_seq = 1i64;
     let mut prev_hash = GENESIS.to_owned();
     loop {
         let page = audit_log::Entity::find()
             .filter(audit_log::Column::Seq.gte(expected_seq))
+            .filter(audit_log::Column::Seq.lte(head.seq))
             .order_by_asc(audit_log::Column::Seq)
             .limit(PAGE)
             .all(db)
@@ -80,6 +101,28 @@ pub async fn verify(db: &DatabaseConnection) -> Result<VerifyReport, DbErr> {
         }
     }
     let last_seq = expected_seq - 1;
+    // Rows beyond the head that no later head accounts for were not
+    // written by the writer.
+    let now_head = audit_head::Entity::find_by_id(1)
+        .one(db)
+        .await?
+        .map_or(head.seq, |h| h.seq);
+    if let Some(extra) = audit_log::Entity::find()
+        .filter(audit_log::Column::Seq.gt(now_head))
+        .one(db)
+        .await?
+    {
+        report.ok = false;
+        report.problem = Some(Problem {
+            seq: extra.seq,
+            kind: ProblemKind::Altered,
+            detail: format!(
+                "row {} lies beyond the chain's head ({now_head})",
+                extra.seq
+            ),
+        });
+        return Ok(report);
+    }
     if head.seq != last_seq || head.hash != prev_hash {
         report.ok = false;
         report.problem = Some(Problem {

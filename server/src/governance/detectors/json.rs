@@ -50,21 +50,16 @@ impl JsonSchemaDetector {
         };
         match self.validator.iter_errors(&value).next() {
             None => Outcome::Miss,
-            Some(e) => {
-                let path = e.instance_path().to_string();
-                let path = if path.is_empty() {
-                    "/".to_owned()
-                } else {
-                    path
-                };
-                Outcome::Hit(
-                    vec![Span::whole(text, "json_schema")],
-                    Some(format!(
-                        "schema violation at {path} ({})",
-                        e.kind().keyword()
-                    )),
-                )
-            }
+            // The schema path comes from the policy; the instance path could
+            // carry the content's own keys into the audit log.
+            Some(e) => Outcome::Hit(
+                vec![Span::whole(text, "json_schema")],
+                Some(format!(
+                    "schema violation: {} ({})",
+                    e.schema_path(),
+                    e.kind().keyword()
+                )),
+            ),
         }
     }
 }

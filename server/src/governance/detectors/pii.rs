@@ -68,16 +68,38 @@ impl PiiType {
             }
             PiiType::CreditCard => {
                 for m in CARD.find_iter(text) {
-                    if standalone_number(text, m.start(), m.end()) && valid_card(m.as_str()) {
-                        push(m.start(), m.end());
+                    if !standalone_start(text, m.start()) {
+                        continue;
+                    }
+                    // The longest valid prefix that ends on a group
+                    // boundary: a card followed by an expiry date or a CVV
+                    // is still a card.
+                    let found =
+                        if standalone_number(text, m.start(), m.end()) && valid_card(m.as_str()) {
+                            Some(m.end())
+                        } else {
+                            shorter_ends(m.as_str())
+                                .into_iter()
+                                .find(|&e| valid_card(&m.as_str()[..e]))
+                                .map(|e| m.start() + e)
+                        };
+                    if let Some(end) = found {
+                        push(m.start(), end);
                     }
                 }
             }
             PiiType::Iban => {
                 for m in IBAN.find_iter(text) {
                     let candidate = m.as_str().trim_end();
-                    if valid_iban(candidate) {
-                        push(m.start(), m.start() + candidate.len());
+                    let found = if valid_iban(candidate) {
+                        Some(candidate.len())
+                    } else {
+                        // Words after the IBAN ("EUR", a BIC) may have been
+                        // swallowed: try the length the country prescribes.
+                        iban_prefix_len(candidate).filter(|&e| valid_iban(&candidate[..e]))
+                    };
+                    if let Some(end) = found {
+                        push(m.start(), m.start() + end);
                     }
                 }
             }
@@ -388,6 +410,43 @@ fn valid_ssn(area: &str, group: &str, serial: &str) -> bool {
         && !matches!((a, g, s), (78, 5, 1120) | (219, 9, 9999))
 }
 
+/// Byte offsets inside a digit run where a shorter card could end: at each
+/// separator, and (for unseparated runs) after 19 down to 13 digits;
+/// longest first.
+fn shorter_ends(candidate: &str) -> Vec<usize> {
+    let mut ends: Vec<usize> = candidate
+        .char_indices()
+        .filter(|(_, c)| !c.is_ascii_digit())
+        .map(|(i, _)| i)
+        .collect();
+    let first_sep = ends.first().copied().unwrap_or(candidate.len());
+    ends.extend((13..=19).filter(|&n| n < first_sep));
+    ends.sort_unstable_by(|a, b| b.cmp(a));
+    ends.dedup();
+    ends
+}
+
+/// The byte length of the prefix of `candidate` holding exactly as many
+/// characters (spaces aside) as its country's IBAN has.
+fn iban_prefix_len(candidate: &str) -> Option<usize> {
+    let country = candidate.get(..2)?;
+    let &(_, len) = IBAN_LENGTHS.iter().find(|(c, _)| *c == country)?;
+    let mut seen = 0;
+    for (i, c) in candidate.char_indices() {
+        if c != ' ' {
+            seen += 1;
+            if seen == len {
+                return Some(i + c.len_utf8());
+            }
+        }
+    }
+    None
+}
+
+fn standalone_start(text: &str, start: usize) -> bool {
+    !text[..start].chars().next_back().is_some_and(is_word_char)
+}
+
 /// 8-15 digits in all (E.164); not part of a longer number.
 fn valid_phone(text: &str, start: usize, end: usize) -> bool {
     let digits = text[start..end].bytes().filter(u8::is_ascii_digit).count();
@@ -451,6 +510,26 @@ mod tests {
         assert_eq!(
             found(PiiType::CreditCard, "order 1234567812345670"),
             Vec::<&str>::new()
+        );
+    }
+
+    #[test]
+    fn cards_and_ibans_followed_by_more_numbers_are_still_found() {
+        assert_eq!(
+            found(PiiType::CreditCard, "card 4111 1111 1111 1111 12/27"),
+            ["4111 1111 1111 1111"]
+        );
+        assert_eq!(
+            found(PiiType::CreditCard, "card 4111 1111 1111 1111 123"),
+            ["4111 1111 1111 1111"]
+        );
+        assert_eq!(
+            found(PiiType::CreditCard, "card 4111111111111111 123"),
+            ["4111111111111111"]
+        );
+        assert_eq!(
+            found(PiiType::Iban, "IBAN DE89 3704 0044 0532 0130 00 EUR"),
+            ["DE89 3704 0044 0532 0130 00"]
         );
     }
 

