@@ -28,6 +28,7 @@ enum AgentRuns {
     Input,
     Answer,
     Error,
+    State,
     Steps,
     PromptTokens,
     CompletionTokens,
@@ -77,6 +78,7 @@ impl MigrationTrait for Migration {
                     .col(text(AgentRuns::Input))
                     .col(text_null(AgentRuns::Answer))
                     .col(text_null(AgentRuns::Error))
+                    .col(text_null(AgentRuns::State))
                     .col(integer(AgentRuns::Steps).default(0))
                     .col(integer(AgentRuns::PromptTokens).default(0))
                     .col(integer(AgentRuns::CompletionTokens).default(0))

@@ -78,7 +78,7 @@ pub async fn run(config: Config, cmd: AgentCommand) -> anyhow::Result<()> {
 /// One line per step, for people watching a run.
 fn describe(step: &StepRecord) -> String {
     let d = &step.detail;
-    let what = match step.kind {
+    let what = match step.kind.as_str() {
         "model" => format!(
             "model ({} + {} tokens): {}",
             d["prompt_tokens"],

@@ -139,13 +139,13 @@ pub async fn start_core(config: &Config) -> anyhow::Result<Core> {
         .unwrap_or_default();
     let agents = Arc::new(crate::agents::AgentService {
         catalog: crate::agents::AgentCatalog::new(config.effective_agents(), db.clone()),
-        runner: crate::agents::Runner {
-            registry: registry.clone(),
-            tools: Arc::new(crate::agents::tools::PluginTools(plugins.clone())),
-            governor: governor.clone(),
-            runs: crate::agents::RunStore::new(db.clone()),
+        runner: crate::agents::Runner::new(
+            registry.clone(),
+            Arc::new(crate::agents::tools::PluginTools(plugins.clone())),
+            governor.clone(),
+            crate::agents::RunStore::new(db.clone()),
             default_model,
-        },
+        ),
     });
     Ok(Core {
         db,

@@ -3,18 +3,24 @@
 //! ([`tools`]) and the runs it records ([`runs`]).
 
 pub mod planner;
+mod run_loop;
 pub mod runner;
 pub mod runs;
 pub mod spec;
+pub mod state;
 pub mod tools;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
 use sea_orm::{ActiveModelTrait, DatabaseConnection, DbErr, EntityTrait, Set};
 
-pub use runner::{RunReport, RunRequest, Runner};
+pub use runner::{RunError, RunReport, RunRequest, Runner};
 pub use runs::{RunStatus, RunStore, StepRecord};
 pub use spec::{AgentSpec, ToolCalling};
+pub use state::Resolution;
 
 use crate::db::entities::agent;
 

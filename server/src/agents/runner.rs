@@ -1,31 +1,23 @@
-//! The agent loop: plan with the model, call tools in the sandbox, answer;
-//! every model output, tool call, tool result and the final answer pass the
-//! policies (and so the audit log) on the way.
-//!
-//! What the model gets back after a step is always a message, never a
-//! crash: malformed steps, unknown tools, invalid arguments, tool errors
-//! and policy blocks on tool calls or results are reported to it and the
-//! loop goes on until it answers, `max_steps` is reached or the run's
-//! timeout expires.
+//! Starting, resuming and cancelling runs. The loop itself is
+//! [`super::run_loop`]; this module owns a run's lifecycle: its row, its
+//! timeout, its cancellation, and the pause for an approver.
 
-use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
-use super::planner::{self, Offer, Step};
+use super::run_loop::{End, Run};
 use super::runs::{RunStatus, RunStore, StepRecord};
-use super::spec::{AgentSpec, ToolCalling};
-use super::tools::{ResolvedTool, ToolHost};
-use crate::governance::{Action, Checked, Governor, Stage, Subject};
-use crate::llm::{
-    Backend, ChatMessage, ChatRequest, ModelRegistry, ResponseFormat, Role, ToolCall, ToolChoice,
-    ToolSpec,
-};
-
-/// Tool output fed back to the model is cut to this many characters.
-const MAX_RESULT_CHARS: usize = 4000;
+use super::spec::AgentSpec;
+use super::state::{LoopState, Resolution};
+use super::tools::ToolHost;
+use crate::governance::audit::NewRecord;
+use crate::governance::{Governor, Subject};
+use crate::llm::ModelRegistry;
 
 pub struct Runner {
     pub registry: Arc<ModelRegistry>,
@@ -34,6 +26,7 @@ pub struct Runner {
     pub runs: RunStore,
     /// Model for agents that name none.
     pub default_model: String,
+    cancels: Mutex<HashMap<String, CancellationToken>>,
 }
 
 pub struct RunRequest {
@@ -53,33 +46,52 @@ pub struct RunReport {
     pub steps: Vec<StepRecord>,
 }
 
-/// State of one run as the loop advances.
-struct Run<'a> {
-    runner: &'a Runner,
-    id: String,
-    agent: &'a AgentSpec,
-    subject: Subject,
-    steps: Vec<StepRecord>,
-    events: Option<mpsc::UnboundedSender<StepRecord>>,
-    prompt_tokens: u32,
-    completion_tokens: u32,
-}
-
-enum End {
-    Answer(String),
-    Stopped(RunStatus, String),
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    #[error("no run {0:?}")]
+    NotFound(String),
+    #[error("run {0} is {1}, not awaiting approval")]
+    NotPaused(String, String),
+    #[error("run {0} is already finished ({1})")]
+    Finished(String, String),
+    #[error("the run's saved state is unreadable: {0}")]
+    State(String),
+    #[error("database error: {0}")]
+    Db(#[from] sea_orm::DbErr),
+    #[error("governance audit log unavailable: {0}")]
+    Audit(#[from] crate::governance::audit::AuditError),
 }
 
 impl Runner {
-    /// Runs an agent to its end. Steps are stored and sent to `events` as
-    /// they happen. Errors are only for the database failing to record.
+    pub fn new(
+        registry: Arc<ModelRegistry>,
+        tools: Arc<dyn ToolHost>,
+        governor: Arc<Governor>,
+        runs: RunStore,
+        default_model: String,
+    ) -> Self {
+        Self {
+            registry,
+            tools,
+            governor,
+            runs,
+            default_model,
+            cancels: Mutex::default(),
+        }
+    }
+
+    /// Runs an agent until it answers, stops or pauses for approval. Steps
+    /// are stored and sent to `events` as they happen.
     pub async fn run(
         &self,
         req: RunRequest,
         events: Option<mpsc::UnboundedSender<StepRecord>>,
-    ) -> Result<RunReport, sea_orm::DbErr> {
+    ) -> Result<RunReport, RunError> {
         let id = format!("run_{}", uuid::Uuid::new_v4().simple());
-        self.runs
+        // Cancellable from the moment the run is visible.
+        let token = self.register(&id);
+        if let Err(e) = self
+            .runs
             .create(
                 &id,
                 &req.agent.name,
@@ -87,542 +99,299 @@ impl Runner {
                 Some(&req.channel),
                 &req.message,
             )
+            .await
+        {
+            self.unregister(&id);
+            return Err(e.into());
+        }
+        let mut run = self.begin(
+            &id,
+            &req.agent,
+            req.subject.clone(),
+            &req.channel,
+            Vec::new(),
+            events,
+        );
+        let message = req.message.clone();
+        let end = self
+            .bounded(&id, token, &req.agent, async {
+                let tools = match run.runner.tools.resolve(&req.agent.tools).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Ok(End::Stopped(
+                            RunStatus::Failed,
+                            format!("cannot offer tools: {e}"),
+                        ));
+                    }
+                };
+                let state = match run.open(&tools, &message).await? {
+                    Ok(s) => s,
+                    Err(end) => return Ok(end),
+                };
+                run.drive(&tools, state, None).await
+            })
             .await?;
-        let mut run = Run {
+        self.conclude(run, end).await
+    }
+
+    /// Continues a run paused for approval, after an approver's decision
+    /// (recorded in the audit log with who made it). Works after a restart:
+    /// everything needed is on the run's row.
+    pub async fn resume(
+        &self,
+        run_id: &str,
+        agent: &AgentSpec,
+        resolution: Resolution,
+        events: Option<mpsc::UnboundedSender<StepRecord>>,
+    ) -> Result<RunReport, RunError> {
+        let (row, steps) = self
+            .runs
+            .get(run_id)
+            .await?
+            .ok_or_else(|| RunError::NotFound(run_id.to_owned()))?;
+        if row.status != RunStatus::AwaitingApproval.as_str() {
+            return Err(RunError::NotPaused(run_id.to_owned(), row.status));
+        }
+        let state: LoopState = serde_json::from_str(row.state.as_deref().unwrap_or("null"))
+            .map_err(|e| RunError::State(e.to_string()))?;
+        let Some(pending) = state.pending.clone() else {
+            return Err(RunError::State("no step is waiting".into()));
+        };
+        // Claim the run first, so two approvers cannot both resume it.
+        let token = self.register(run_id);
+        if !self.runs.claim(run_id).await? {
+            self.unregister(run_id);
+            return Err(RunError::NotPaused(
+                run_id.to_owned(),
+                "being resumed".into(),
+            ));
+        }
+        self.audit_resolution(&row, &pending.waiting, &resolution)
+            .await?;
+        let channel = row.channel.clone().unwrap_or_else(|| "api".into());
+        let previous = steps.iter().map(StepRecord::from).collect();
+        let mut run = self.begin(
+            run_id,
+            agent,
+            row.subject.clone(),
+            &channel,
+            previous,
+            events,
+        );
+        run.prompt_tokens = u32::try_from(row.prompt_tokens).unwrap_or(0);
+        run.completion_tokens = u32::try_from(row.completion_tokens).unwrap_or(0);
+        let (tool, _) = &pending.waiting;
+        run.record(
+            "approval",
+            json!({"tool": tool, "approved": resolution.approved, "by": resolution.by, "reason": resolution.reason}),
+            0.0,
+            None,
+        )
+        .await?;
+        let end = self
+            .bounded(run_id, token, agent, async {
+                let tools = match run.runner.tools.resolve(&agent.tools).await {
+                    Ok(t) => t,
+                    Err(e) => {
+                        return Ok(End::Stopped(
+                            RunStatus::Failed,
+                            format!("cannot offer tools: {e}"),
+                        ));
+                    }
+                };
+                run.drive(&tools, state, Some(resolution)).await
+            })
+            .await?;
+        self.conclude(run, end).await
+    }
+
+    /// Cancels a running or paused run. Returns false when it had already
+    /// finished.
+    pub async fn cancel(&self, run_id: &str, by: &str) -> Result<bool, RunError> {
+        let token = self
+            .cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(run_id)
+            .cloned();
+        if let Some(t) = token {
+            t.cancel();
+            return Ok(true);
+        }
+        let (row, steps) = self
+            .runs
+            .get(run_id)
+            .await?
+            .ok_or_else(|| RunError::NotFound(run_id.to_owned()))?;
+        if row.status != RunStatus::AwaitingApproval.as_str() {
+            return Ok(false);
+        }
+        let message = format!("cancelled by {by}");
+        let step = StepRecord {
+            idx: steps.len() as i32,
+            kind: "error".into(),
+            detail: json!({"status": "cancelled", "message": message}),
+            duration_ms: 0.0,
+            audit_seq: None,
+        };
+        self.runs.step(run_id, &step).await?;
+        self.runs
+            .finish(
+                run_id,
+                RunStatus::Cancelled,
+                None,
+                Some(&message),
+                None,
+                steps.len() as i32 + 1,
+                0,
+                0,
+            )
+            .await?;
+        Ok(true)
+    }
+
+    fn begin<'a>(
+        &'a self,
+        id: &str,
+        agent: &'a AgentSpec,
+        key: Option<String>,
+        channel: &str,
+        steps: Vec<StepRecord>,
+        events: Option<mpsc::UnboundedSender<StepRecord>>,
+    ) -> Run<'a> {
+        Run {
             runner: self,
-            id: id.clone(),
-            agent: &req.agent,
+            id: id.to_owned(),
+            agent,
             subject: Subject {
-                key: req.subject.clone(),
-                agent: Some(req.agent.name.clone()),
-                channel: Some(req.channel.clone()),
+                key,
+                agent: Some(agent.name.clone()),
+                channel: Some(channel.to_owned()),
                 ..Subject::default()
             },
-            steps: Vec::new(),
+            steps,
             events,
             prompt_tokens: 0,
             completion_tokens: 0,
+        }
+    }
+
+    fn register(&self, id: &str) -> CancellationToken {
+        let token = CancellationToken::new();
+        self.cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(id.to_owned(), token.clone());
+        token
+    }
+
+    fn unregister(&self, id: &str) {
+        self.cancels
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(id);
+    }
+
+    /// Runs `work` under the agent's timeout and the run's cancel token.
+    async fn bounded(
+        &self,
+        id: &str,
+        token: CancellationToken,
+        agent: &AgentSpec,
+        work: impl std::future::Future<Output = Result<End, sea_orm::DbErr>>,
+    ) -> Result<End, RunError> {
+        let timeout = Duration::from_secs(agent.timeout_secs);
+        let end = tokio::select! {
+            r = tokio::time::timeout(timeout, work) => match r {
+                Ok(r) => r.map_err(RunError::from),
+                Err(_) => Ok(End::Stopped(
+                    RunStatus::TimedOut,
+                    format!("the run did not finish within {} s", agent.timeout_secs),
+                )),
+            },
+            () = token.cancelled() => Ok(End::Stopped(RunStatus::Cancelled, "cancelled".into())),
         };
-        let timeout = Duration::from_secs(req.agent.timeout_secs);
-        let end = match tokio::time::timeout(timeout, run.drive(&req.message)).await {
-            Ok(Ok(end)) => end,
-            Ok(Err(e)) => return Err(e),
-            Err(_) => End::Stopped(
-                RunStatus::TimedOut,
-                format!("the run did not finish within {} s", req.agent.timeout_secs),
+        self.unregister(id);
+        end
+    }
+
+    async fn conclude(&self, mut run: Run<'_>, end: End) -> Result<RunReport, RunError> {
+        let (status, answer, error, state) = match end {
+            End::Answer(a) => (RunStatus::Completed, Some(a), None, None),
+            End::Stopped(s, e) => (s, None, Some(e), None),
+            End::Paused(state, message) => (
+                RunStatus::AwaitingApproval,
+                None,
+                Some(message),
+                Some(*state),
             ),
         };
-        let (status, answer, error) = match end {
-            End::Answer(a) => (RunStatus::Completed, Some(a), None),
-            End::Stopped(s, e) => (s, None, Some(e)),
-        };
         if let Some(e) = &error {
+            let kind = if status == RunStatus::AwaitingApproval {
+                "awaiting_approval"
+            } else {
+                "error"
+            };
             run.record(
-                "error",
+                kind,
                 json!({"status": status.as_str(), "message": e}),
                 0.0,
                 None,
             )
             .await?;
         }
+        let state = state.map(|s| serde_json::to_string(&s).unwrap_or_default());
         self.runs
             .finish(
-                &id,
+                &run.id,
                 status,
                 answer.as_deref(),
                 error.as_deref(),
+                state.as_deref(),
                 run.steps.len() as i32,
                 run.prompt_tokens,
                 run.completion_tokens,
             )
             .await?;
         Ok(RunReport {
-            id,
+            id: run.id,
             status,
             answer,
             error,
             steps: run.steps,
         })
     }
-}
 
-impl Run<'_> {
-    async fn record(
-        &mut self,
-        kind: &'static str,
-        detail: Value,
-        duration_ms: f64,
-        audit_seq: Option<i64>,
-    ) -> Result<(), sea_orm::DbErr> {
-        let step = StepRecord {
-            idx: self.steps.len() as i32,
-            kind,
-            detail,
-            duration_ms,
-            audit_seq,
+    /// Who approved or rejected which call goes into the audit chain.
+    async fn audit_resolution(
+        &self,
+        row: &crate::db::entities::agent_run::Model,
+        call: &(String, serde_json::Value),
+        r: &Resolution,
+    ) -> Result<(), RunError> {
+        let verdict = if r.approved { "approve" } else { "reject" };
+        let record = NewRecord {
+            run_id: Some(row.id.clone()),
+            stage: "tool_call".into(),
+            subject: Subject {
+                key: Some(r.by.clone()),
+                agent: Some(row.agent.clone()),
+                tool: Some(call.0.clone()),
+                channel: Some("approval".into()),
+                ..Subject::default()
+            },
+            decision: if r.approved { "allow" } else { "block" }.into(),
+            mode: "enforce".into(),
+            policies: format!(",approval/{verdict},"),
+            // The reason stays on the run's step: free text is kept out of
+            // the audit log like all content.
+            matches:
+                json!({"approval": {"verdict": verdict, "by": r.by, "requested_by": row.subject}})
+                    .to_string(),
+            bundle: self.governor.store.current().hash.clone(),
+            content_sha256: crate::governance::engine::content_sha256(&call.1.to_string()),
         };
-        self.runner.runs.step(&self.id, &step).await?;
-        if let Some(tx) = &self.events {
-            let _ = tx.send(step.clone());
-        }
-        self.steps.push(step);
+        self.governor.audit.append_one(record).await?;
         Ok(())
-    }
-
-    /// Checks content at a stage; anything but a plain allow becomes a
-    /// `policy` step linked to its audit record. An audit failure stops
-    /// the run (nothing acts on an unrecorded decision).
-    async fn govern(
-        &mut self,
-        stage: Stage,
-        text: &str,
-        tool: Option<&ResolvedTool>,
-    ) -> Result<Result<Checked, End>, sea_orm::DbErr> {
-        let subject = match tool {
-            Some(t) => Subject {
-                plugin: Some(t.plugin.clone()),
-                tool: Some(t.name.clone()),
-                effect: Some(t.effect.clone()),
-                ..self.subject.clone()
-            },
-            None => self.subject.clone(),
-        };
-        let checked = match self
-            .runner
-            .governor
-            .check(stage, text, &subject, Some(&self.id))
-            .await
-        {
-            Ok(c) => c,
-            Err(e) => {
-                return Ok(Err(End::Stopped(
-                    RunStatus::Failed,
-                    format!("governance audit log unavailable: {e}"),
-                )));
-            }
-        };
-        let d = &checked.decision;
-        if d.decision != Action::Allow || !d.matches.is_empty() {
-            let rules: Vec<String> = d.matches.iter().map(|m| m.qualified()).collect();
-            self.record(
-                "policy",
-                json!({
-                    "stage": stage.as_str(),
-                    "decision": d.decision.as_str(),
-                    "rules": rules,
-                    "message": d.message,
-                    "tool": tool.map(|t| &t.name),
-                }),
-                0.0,
-                Some(checked.audit_seq),
-            )
-            .await?;
-        }
-        Ok(Ok(checked))
-    }
-
-    async fn drive(&mut self, message: &str) -> Result<End, sea_orm::DbErr> {
-        let agent = self.agent;
-        let backend = match self.backend() {
-            Ok(b) => b,
-            Err(e) => return Ok(End::Stopped(RunStatus::Failed, e)),
-        };
-        let tools = match self.runner.tools.resolve(&agent.tools).await {
-            Ok(t) => t,
-            Err(e) => {
-                return Ok(End::Stopped(
-                    RunStatus::Failed,
-                    format!("cannot offer tools: {e}"),
-                ));
-            }
-        };
-        let input = match self.govern(Stage::Input, message, None).await? {
-            Ok(c) => c,
-            Err(end) => return Ok(end),
-        };
-        if stops(input.decision.decision) {
-            return Ok(End::Stopped(RunStatus::Blocked, blocked_message(&input)));
-        }
-        let message = input.decision.text(message).to_owned();
-        let mut messages = self.opening(&tools, &message);
-        // Small models tend to repeat a call that already succeeded instead
-        // of answering; a repeat is not run again, and the next step may
-        // only answer.
-        let mut done_calls: Vec<(String, Value)> = Vec::new();
-        let mut answer_only = false;
-        let mut first = match &agent.start_with {
-            Some(name) => match tools.iter().find(|t| &t.name == name) {
-                Some(t) => Some(t.clone()),
-                None => {
-                    return Ok(End::Stopped(
-                        RunStatus::Failed,
-                        format!("start_with names {name:?}, which is not among the agent's tools"),
-                    ));
-                }
-            },
-            None => None,
-        };
-        for _ in 0..agent.max_steps {
-            let request = match (answer_only, first.take()) {
-                (true, _) => self.request(&[], &messages, true),
-                (false, Some(t)) => self.request(std::slice::from_ref(&t), &messages, false),
-                (false, None) => self.request(&tools, &messages, true),
-            };
-            answer_only = false;
-            let started = Instant::now();
-            let output = match backend.chat(request).await {
-                Ok(o) => o,
-                Err(e) => return Ok(End::Stopped(RunStatus::Failed, format!("model error: {e}"))),
-            };
-            self.prompt_tokens += output.usage.prompt_tokens;
-            self.completion_tokens += output.usage.completion_tokens;
-            let text = output.content.clone().unwrap_or_default();
-            self.record(
-                "model",
-                json!({
-                    "output": text,
-                    "tool_calls": output.tool_calls.iter().map(|c| json!({"name": c.name, "arguments": c.arguments})).collect::<Vec<_>>(),
-                    "prompt_tokens": output.usage.prompt_tokens,
-                    "completion_tokens": output.usage.completion_tokens,
-                }),
-                started.elapsed().as_secs_f64() * 1000.0,
-                None,
-            )
-            .await?;
-            let to_check = if output.tool_calls.is_empty() {
-                text.clone()
-            } else {
-                serde_json::to_string(&output.tool_calls).unwrap_or_default()
-            };
-            let checked = match self.govern(Stage::LlmOutput, &to_check, None).await? {
-                Ok(c) => c,
-                Err(end) => return Ok(end),
-            };
-            if stops(checked.decision.decision) {
-                return Ok(End::Stopped(RunStatus::Blocked, blocked_message(&checked)));
-            }
-            let steps = match agent.tool_calling {
-                ToolCalling::Planner => match planner::parse_step(checked.decision.text(&text)) {
-                    Ok(step) => vec![step],
-                    Err(why) => {
-                        messages.push(ChatMessage::new(Role::Assistant, text));
-                        messages.push(ChatMessage::new(
-                            Role::User,
-                            format!("{why}. Reply with one JSON object: a tool call or {{\"final\": ...}}."),
-                        ));
-                        continue;
-                    }
-                },
-                ToolCalling::Native if output.tool_calls.is_empty() => {
-                    vec![Step::Final(checked.decision.text(&text).to_owned())]
-                }
-                ToolCalling::Native => output
-                    .tool_calls
-                    .iter()
-                    .map(|c| Step::Call {
-                        tool: c.name.clone(),
-                        arguments: serde_json::from_str(&c.arguments).unwrap_or(Value::Null),
-                    })
-                    .collect(),
-            };
-            if let [Step::Final(answer)] = steps.as_slice() {
-                return self.answer(answer).await;
-            }
-            let repeats = steps.iter().any(|s| match s {
-                Step::Call { tool, arguments } => {
-                    done_calls.iter().any(|(t, a)| t == tool && a == arguments)
-                }
-                Step::Final(_) => false,
-            });
-            if repeats {
-                self.record("repeat", json!({"note": "the model repeated a call it had already made; asking for the answer"}), 0.0, None).await?;
-                messages.push(ChatMessage::new(Role::Assistant, text));
-                messages.push(ChatMessage::new(
-                    Role::User,
-                    "You already made that call and have its result above. Now answer the user with {\"final\": ...}.",
-                ));
-                answer_only = true;
-                continue;
-            }
-            for s in &steps {
-                if let Step::Call { tool, arguments } = s {
-                    done_calls.push((tool.clone(), arguments.clone()));
-                }
-            }
-            let results = self.call_tools(&tools, &steps).await?;
-            let results = match results {
-                Ok(r) => r,
-                Err(end) => return Ok(end),
-            };
-            self.feed_back(&mut messages, &text, &output.tool_calls, results);
-        }
-        Ok(End::Stopped(
-            RunStatus::MaxSteps,
-            format!(
-                "stopped after {} steps without a final answer",
-                agent.max_steps
-            ),
-        ))
-    }
-
-    fn backend(&self) -> Result<Arc<dyn Backend>, String> {
-        let model = self
-            .agent
-            .model
-            .as_deref()
-            .unwrap_or(&self.runner.default_model);
-        self.runner
-            .registry
-            .get(model)
-            .ok_or_else(|| format!("model {model:?} is not configured"))
-    }
-
-    fn opening(&self, tools: &[ResolvedTool], message: &str) -> Vec<ChatMessage> {
-        let mut system = self.agent.system_prompt.clone();
-        if self.agent.tool_calling == ToolCalling::Planner {
-            system.push_str("\n\n");
-            system.push_str(&planner::instructions(&offers(tools)));
-        }
-        let mut messages = vec![ChatMessage::new(Role::System, system)];
-        for ex in &self.agent.examples {
-            messages.push(ChatMessage::new(Role::User, ex.user.clone()));
-            messages.push(ChatMessage::new(Role::Assistant, ex.assistant.clone()));
-        }
-        messages.push(ChatMessage::new(Role::User, message));
-        messages
-    }
-
-    /// One model call offering `tools`; without `allow_final` the model
-    /// must call one of them.
-    fn request(
-        &self,
-        tools: &[ResolvedTool],
-        messages: &[ChatMessage],
-        allow_final: bool,
-    ) -> ChatRequest {
-        let mut r = ChatRequest::new(messages.to_vec(), self.agent.max_tokens);
-        r.temperature = Some(self.agent.temperature);
-        r.seed = Some(0);
-        match self.agent.tool_calling {
-            ToolCalling::Planner => {
-                r.response_format = ResponseFormat::JsonSchema {
-                    name: "agent_step".into(),
-                    schema: planner::step_schema(&offers(tools), allow_final),
-                };
-            }
-            ToolCalling::Native => {
-                r.tools = tools
-                    .iter()
-                    .map(|t| ToolSpec {
-                        name: t.name.clone(),
-                        description: Some(t.description.clone()),
-                        parameters: t.schema.clone(),
-                    })
-                    .collect();
-                r.tool_choice = match (allow_final, tools) {
-                    (false, [only]) => ToolChoice::Function(only.name.clone()),
-                    (false, _) => ToolChoice::Required,
-                    (true, []) => ToolChoice::None,
-                    (true, _) => ToolChoice::Auto,
-                };
-            }
-        }
-        r
-    }
-
-    async fn answer(&mut self, answer: &str) -> Result<End, sea_orm::DbErr> {
-        let checked = match self.govern(Stage::Output, answer, None).await? {
-            Ok(c) => c,
-            Err(end) => return Ok(end),
-        };
-        if stops(checked.decision.decision) {
-            return Ok(End::Stopped(RunStatus::Blocked, blocked_message(&checked)));
-        }
-        let answer = checked.decision.text(answer).to_owned();
-        self.record("answer", json!({"text": answer}), 0.0, None)
-            .await?;
-        Ok(End::Answer(answer))
-    }
-
-    /// Runs every requested call (concurrently when there are several) and
-    /// returns what the model should be told about each.
-    async fn call_tools(
-        &mut self,
-        tools: &[ResolvedTool],
-        steps: &[Step],
-    ) -> Result<Result<Vec<String>, End>, sea_orm::DbErr> {
-        // Governance first, in order, so its records read like the run.
-        let mut approved = Vec::new();
-        let mut replies: Vec<Option<String>> = Vec::new();
-        for step in steps {
-            let Step::Call { tool, arguments } = step else {
-                replies.push(Some(
-                    "a final answer cannot be mixed with tool calls".into(),
-                ));
-                continue;
-            };
-            let Some(t) = tools.iter().find(|t| &t.name == tool) else {
-                let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
-                self.record(
-                    "tool_call",
-                    json!({"tool": tool, "arguments": arguments, "error": "unknown tool"}),
-                    0.0,
-                    None,
-                )
-                .await?;
-                replies.push(Some(format!(
-                    "There is no tool {tool:?}. Available: {}.",
-                    names.join(", ")
-                )));
-                continue;
-            };
-            if !arguments.is_object() {
-                replies.push(Some(format!(
-                    "The arguments for {tool} must be a JSON object."
-                )));
-                continue;
-            }
-            let args_text = arguments.to_string();
-            let checked = match self.govern(Stage::ToolCall, &args_text, Some(t)).await? {
-                Ok(c) => c,
-                Err(end) => return Ok(Err(end)),
-            };
-            match checked.decision.decision {
-                Action::Block => {
-                    replies.push(Some(format!(
-                        "The call to {tool} was blocked by policy: {}",
-                        blocked_message(&checked)
-                    )));
-                    continue;
-                }
-                Action::RequireApproval => {
-                    return Ok(Err(End::Stopped(
-                        RunStatus::Blocked,
-                        format!(
-                            "the call to {tool} needs approval ({}); pausing runs for approval is not built yet",
-                            blocked_message(&checked)
-                        ),
-                    )));
-                }
-                _ => {}
-            }
-            let arguments: Value = match checked.decision.redacted.as_deref() {
-                Some(r) => serde_json::from_str(r).unwrap_or_else(|_| arguments.clone()),
-                None => arguments.clone(),
-            };
-            approved.push((replies.len(), t.clone(), arguments));
-            replies.push(None);
-        }
-        let user = self.subject.key.clone();
-        let calls = approved
-            .iter()
-            .map(|(_, t, args)| self.runner.tools.call(t, args, user.as_deref(), &self.id));
-        let outcomes = futures::future::join_all(calls).await;
-        for ((slot, t, args), outcome) in approved.into_iter().zip(outcomes) {
-            let ms = outcome.elapsed.as_secs_f64() * 1000.0;
-            let reply = match outcome.result {
-                Ok(output) => {
-                    let text = output.to_string();
-                    self.record(
-                        "tool_call",
-                        json!({"plugin": t.plugin, "plugin_version": t.plugin_version, "tool": t.name, "arguments": args, "output": output}),
-                        ms,
-                        None,
-                    )
-                    .await?;
-                    let checked = match self.govern(Stage::ToolResult, &text, Some(&t)).await? {
-                        Ok(c) => c,
-                        Err(end) => return Ok(Err(end)),
-                    };
-                    if stops(checked.decision.decision) {
-                        format!(
-                            "The result of {} was withheld by policy: {}",
-                            t.name,
-                            blocked_message(&checked)
-                        )
-                    } else {
-                        format!(
-                            "Result of {}: {}\nIf this is enough to answer the user, reply with {{\"final\": ...}}.",
-                            t.name,
-                            cut(checked.decision.text(&text))
-                        )
-                    }
-                }
-                Err(e) => {
-                    self.record(
-                        "tool_call",
-                        json!({"plugin": t.plugin, "plugin_version": t.plugin_version, "tool": t.name, "arguments": args, "error": e}),
-                        ms,
-                        None,
-                    )
-                    .await?;
-                    format!("The tool {} failed: {}", t.name, cut(&e))
-                }
-            };
-            replies[slot] = Some(reply);
-        }
-        Ok(Ok(replies.into_iter().flatten().collect()))
-    }
-
-    fn feed_back(
-        &self,
-        messages: &mut Vec<ChatMessage>,
-        text: &str,
-        calls: &[ToolCall],
-        replies: Vec<String>,
-    ) {
-        match self.agent.tool_calling {
-            ToolCalling::Planner => {
-                messages.push(ChatMessage::new(Role::Assistant, text));
-                messages.push(ChatMessage::new(Role::User, replies.join("\n")));
-            }
-            ToolCalling::Native => {
-                let mut assistant = ChatMessage::new(Role::Assistant, text);
-                assistant.tool_calls = calls.to_vec();
-                messages.push(assistant);
-                for (call, reply) in calls.iter().zip(replies) {
-                    let mut m = ChatMessage::new(Role::Tool, reply);
-                    m.tool_call_id = Some(call.id.clone());
-                    messages.push(m);
-                }
-            }
-        }
-    }
-}
-
-fn offers(tools: &[ResolvedTool]) -> Vec<Offer> {
-    tools
-        .iter()
-        .map(|t| Offer {
-            name: t.name.clone(),
-            description: t.description.clone(),
-            schema: t.schema.clone(),
-        })
-        .collect()
-}
-
-fn stops(action: Action) -> bool {
-    matches!(action, Action::Block | Action::RequireApproval)
-}
-
-fn blocked_message(c: &Checked) -> String {
-    let rule = c
-        .decision
-        .deciding()
-        .map_or_else(|| "unknown".to_owned(), |m| m.qualified());
-    format!(
-        "{} (policy {rule}, audit record {})",
-        c.decision
-            .message
-            .as_deref()
-            .unwrap_or("stopped by a governance policy"),
-        c.audit_seq
-    )
-}
-
-fn cut(s: &str) -> &str {
-    match s.char_indices().nth(MAX_RESULT_CHARS) {
-        Some((i, _)) => &s[..i],
-        None => s,
     }
 }

@@ -22,6 +22,9 @@ pub enum RunStatus {
     MaxSteps,
     TimedOut,
     Failed,
+    /// Paused until an approver approves or rejects a tool call.
+    AwaitingApproval,
+    Cancelled,
 }
 
 impl RunStatus {
@@ -33,6 +36,8 @@ impl RunStatus {
             RunStatus::MaxSteps => "max_steps",
             RunStatus::TimedOut => "timed_out",
             RunStatus::Failed => "failed",
+            RunStatus::AwaitingApproval => "awaiting_approval",
+            RunStatus::Cancelled => "cancelled",
         }
     }
 }
@@ -41,12 +46,25 @@ impl RunStatus {
 #[derive(Debug, Clone, Serialize)]
 pub struct StepRecord {
     pub idx: i32,
-    /// model, tool_call, tool_result, policy, answer, error
-    pub kind: &'static str,
+    /// model, malformed, repeat, tool_call, policy, approval, answer,
+    /// awaiting_approval, error
+    pub kind: String,
     pub detail: Value,
     pub duration_ms: f64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub audit_seq: Option<i64>,
+}
+
+impl From<&run_step::Model> for StepRecord {
+    fn from(m: &run_step::Model) -> Self {
+        Self {
+            idx: m.idx,
+            kind: m.kind.clone(),
+            detail: serde_json::from_str(&m.detail).unwrap_or(Value::Null),
+            duration_ms: m.duration_ms,
+            audit_seq: m.audit_seq,
+        }
+    }
 }
 
 #[derive(Clone)]
@@ -77,6 +95,7 @@ impl RunStore {
             input: Set(input.to_owned()),
             answer: Set(None),
             error: Set(None),
+            state: Set(None),
             steps: Set(0),
             prompt_tokens: Set(0),
             completion_tokens: Set(0),
@@ -92,7 +111,7 @@ impl RunStore {
         run_step::ActiveModel {
             run_id: Set(run_id.to_owned()),
             idx: Set(step.idx),
-            kind: Set(step.kind.to_owned()),
+            kind: Set(step.kind.clone()),
             detail: Set(step.detail.to_string()),
             duration_ms: Set(step.duration_ms),
             audit_seq: Set(step.audit_seq),
@@ -111,6 +130,7 @@ impl RunStore {
         status: RunStatus,
         answer: Option<&str>,
         error: Option<&str>,
+        state: Option<&str>,
         steps: i32,
         prompt_tokens: u32,
         completion_tokens: u32,
@@ -120,6 +140,7 @@ impl RunStore {
             status: Set(status.as_str().to_owned()),
             answer: Set(answer.map(str::to_owned)),
             error: Set(error.map(str::to_owned)),
+            state: Set(state.map(str::to_owned)),
             steps: Set(steps),
             prompt_tokens: Set(i32::try_from(prompt_tokens).unwrap_or(i32::MAX)),
             completion_tokens: Set(i32::try_from(completion_tokens).unwrap_or(i32::MAX)),
@@ -129,6 +150,20 @@ impl RunStore {
         .update(&self.db)
         .await
         .map(|_| ())
+    }
+
+    /// Moves a paused run back to running; false if someone else did.
+    pub async fn claim(&self, run_id: &str) -> Result<bool, DbErr> {
+        let r = agent_run::Entity::update_many()
+            .col_expr(
+                agent_run::Column::Status,
+                sea_orm::sea_query::Expr::value(RunStatus::Running.as_str()),
+            )
+            .filter(agent_run::Column::Id.eq(run_id))
+            .filter(agent_run::Column::Status.eq(RunStatus::AwaitingApproval.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(r.rows_affected == 1)
     }
 
     pub async fn get(

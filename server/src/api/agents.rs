@@ -17,7 +17,10 @@ use super::AppState;
 use super::auth::require_admin;
 use super::error::ApiError;
 use super::json::ApiJson;
-use crate::agents::{AgentService, AgentSpec, CatalogError, RunReport, RunRequest, runs::run_view};
+use crate::agents::{
+    AgentService, AgentSpec, CatalogError, Resolution, RunError, RunReport, RunRequest,
+    runs::run_view,
+};
 use crate::keys::{Principal, Role};
 
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -42,6 +45,17 @@ fn catalog_error(e: CatalogError) -> ApiError {
 
 fn db_error(e: sea_orm::DbErr) -> ApiError {
     ApiError::internal(format!("database error: {e}"))
+}
+
+fn run_error(e: RunError) -> ApiError {
+    match e {
+        RunError::NotFound(_) => ApiError::not_found(e.to_string()),
+        RunError::NotPaused(..) | RunError::Finished(..) => {
+            ApiError::new(StatusCode::CONFLICT, "invalid_request_error", e.to_string())
+        }
+        RunError::Audit(_) => ApiError::unavailable(e.to_string()).with_code("audit_unavailable"),
+        RunError::State(_) | RunError::Db(_) => ApiError::internal(e.to_string()),
+    }
 }
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
@@ -155,7 +169,7 @@ pub async fn create_run(
         ));
     };
     if !body.stream {
-        let report = agents.runner.run(request, None).await.map_err(db_error)?;
+        let report = agents.runner.run(request, None).await.map_err(run_error)?;
         return Ok(Json(report_view(&report)).into_response());
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -176,7 +190,7 @@ pub async fn create_run(
                 .data(report_view(&report).to_string()),
             Ok(Err(e)) => Event::default()
                 .event("error")
-                .data(db_error(e).body().to_string()),
+                .data(run_error(e).body().to_string()),
             Err(e) => Event::default()
                 .event("error")
                 .data(ApiError::internal(e.to_string()).body().to_string()),
@@ -250,4 +264,107 @@ pub async fn list_runs(
 /// Admins see every run; users their own.
 fn visible(p: &Principal, subject: Option<&str>) -> bool {
     p.role == Role::Admin || subject == Some(p.name.as_str())
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Decide {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// Approves the tool call a paused run waits for, and lets the run go on;
+/// the answer is the run as it then ends (or pauses again).
+pub async fn approve(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    id: Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    decide(state, principal, id, body, true).await
+}
+
+pub async fn reject(
+    state: State<AppState>,
+    principal: Extension<Principal>,
+    id: Path<String>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    decide(state, principal, id, body, false).await
+}
+
+async fn decide(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+    body: axum::body::Bytes,
+    approved: bool,
+) -> Result<Json<Value>, ApiError> {
+    require_admin(&principal)?;
+    // The body is optional: `{"reason": "..."}` or nothing.
+    let decide: Decide = if body.iter().all(u8::is_ascii_whitespace) {
+        Decide::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| {
+            ApiError::bad_request(format!("invalid request body: {e}"))
+                .with_code("invalid_request_body")
+        })?
+    };
+    let reason = decide.reason;
+    if reason.as_deref().is_some_and(|r| r.len() > 2000) {
+        return Err(ApiError::invalid_param(
+            "reason",
+            "reason must be at most 2000 bytes",
+        ));
+    }
+    let svc = service(&state)?;
+    let (run, _) = svc
+        .runner
+        .runs
+        .get(&id)
+        .await
+        .map_err(db_error)?
+        .ok_or_else(|| ApiError::not_found(format!("no run {id:?}")))?;
+    let agent = svc.catalog.get(&run.agent).await.map_err(catalog_error)?;
+    let resolution = Resolution {
+        approved,
+        by: principal.name.clone(),
+        reason,
+    };
+    let report = svc
+        .runner
+        .resume(&id, &agent, resolution, None)
+        .await
+        .map_err(run_error)?;
+    Ok(Json(report_view(&report)))
+}
+
+/// Cancels a running or paused run (admins, or the key that started it).
+pub async fn cancel(
+    State(state): State<AppState>,
+    Extension(principal): Extension<Principal>,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let svc = service(&state)?;
+    let (run, _) = svc
+        .runner
+        .runs
+        .get(&id)
+        .await
+        .map_err(db_error)?
+        .filter(|(run, _)| visible(&principal, run.subject.as_deref()))
+        .ok_or_else(|| ApiError::not_found(format!("no run {id:?}")))?;
+    let cancelled = svc
+        .runner
+        .cancel(&id, &principal.name)
+        .await
+        .map_err(run_error)?;
+    if !cancelled {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "invalid_request_error",
+            format!("run {id} already ended ({})", run.status),
+        ));
+    }
+    Ok(Json(json!({"id": id, "cancelled": true})))
 }

@@ -119,7 +119,10 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .route("/agents/{name}/runs", post(agents::create_run))
         .route("/runs", get(agents::list_runs))
-        .route("/runs/{id}", get(agents::get_run));
+        .route("/runs/{id}", get(agents::get_run))
+        .route("/runs/{id}/approve", post(agents::approve))
+        .route("/runs/{id}/reject", post(agents::reject))
+        .route("/runs/{id}/cancel", post(agents::cancel));
     let authed = Router::new().nest("/v1", v1).nest("/api", api).route_layer(
         middleware::from_fn_with_state(state.clone(), auth::require_key),
     );

@@ -8,7 +8,8 @@ pub struct Model {
     #[sea_orm(primary_key, auto_increment = false)]
     pub id: String,
     pub agent: String,
-    /// running, completed, failed, blocked, max_steps, timed_out, cancelled
+    /// running, awaiting_approval, completed, failed, blocked, max_steps,
+    /// timed_out, cancelled
     pub status: String,
     /// The API key name that started the run.
     pub subject: Option<String>,
@@ -16,6 +17,8 @@ pub struct Model {
     pub input: String,
     pub answer: Option<String>,
     pub error: Option<String>,
+    /// While awaiting approval: what the run needs to continue (JSON).
+    pub state: Option<String>,
     pub steps: i32,
     pub prompt_tokens: i32,
     pub completion_tokens: i32,

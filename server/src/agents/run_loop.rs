@@ -1,0 +1,631 @@
+//! One run's loop: plan with the model, call tools in the sandbox, answer;
+//! every model output, tool call, tool result and the final answer pass the
+//! policies (and so the audit log) on the way.
+//!
+//! What the model gets back after a step is always a message, never a
+//! crash: malformed steps, unknown tools, invalid arguments, tool errors
+//! and policy blocks on tool calls or results are reported to it, and the
+//! loop goes on until it answers, pauses for an approver, reaches
+//! `max_steps`, or the run's timeout expires.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+
+use super::Runner;
+use super::planner::{self, Offer, Step};
+use super::runs::{RunStatus, StepRecord};
+use super::spec::{AgentSpec, ToolCalling};
+use super::state::{LoopState, PendingStep, Resolution, SavedMessage};
+use super::tools::ResolvedTool;
+use crate::governance::{Action, Checked, Stage, Subject};
+use crate::llm::{
+    Backend, ChatMessage, ChatRequest, ResponseFormat, Role, ToolCall, ToolChoice, ToolSpec,
+};
+
+/// Tool output fed back to the model is cut to this many characters.
+const MAX_RESULT_CHARS: usize = 4000;
+
+pub(super) enum End {
+    Answer(String),
+    Stopped(RunStatus, String),
+    /// Waiting for an approver; the state to continue from.
+    Paused(Box<LoopState>, String),
+}
+
+type Step2<T> = Result<Result<T, End>, sea_orm::DbErr>;
+
+pub(super) struct Run<'a> {
+    pub runner: &'a Runner,
+    pub id: String,
+    pub agent: &'a AgentSpec,
+    pub subject: Subject,
+    pub steps: Vec<StepRecord>,
+    pub events: Option<mpsc::UnboundedSender<StepRecord>>,
+    pub prompt_tokens: u32,
+    pub completion_tokens: u32,
+}
+
+impl Run<'_> {
+    pub async fn record(
+        &mut self,
+        kind: &str,
+        detail: Value,
+        duration_ms: f64,
+        audit_seq: Option<i64>,
+    ) -> Result<(), sea_orm::DbErr> {
+        let step = StepRecord {
+            idx: self.steps.len() as i32,
+            kind: kind.to_owned(),
+            detail,
+            duration_ms,
+            audit_seq,
+        };
+        self.runner.runs.step(&self.id, &step).await?;
+        if let Some(tx) = &self.events {
+            let _ = tx.send(step.clone());
+        }
+        self.steps.push(step);
+        Ok(())
+    }
+
+    /// Checks content at a stage; anything but a plain allow becomes a
+    /// `policy` step linked to its audit record. An audit failure stops
+    /// the run (nothing acts on an unrecorded decision).
+    async fn govern(
+        &mut self,
+        stage: Stage,
+        text: &str,
+        tool: Option<&ResolvedTool>,
+    ) -> Step2<Checked> {
+        let subject = match tool {
+            Some(t) => Subject {
+                plugin: Some(t.plugin.clone()),
+                tool: Some(t.name.clone()),
+                effect: Some(t.effect.clone()),
+                ..self.subject.clone()
+            },
+            None => self.subject.clone(),
+        };
+        let checked = match self
+            .runner
+            .governor
+            .check(stage, text, &subject, Some(&self.id))
+            .await
+        {
+            Ok(c) => c,
+            Err(e) => {
+                return Ok(Err(End::Stopped(
+                    RunStatus::Failed,
+                    format!("governance audit log unavailable: {e}"),
+                )));
+            }
+        };
+        let d = &checked.decision;
+        if d.decision != Action::Allow || !d.matches.is_empty() {
+            let rules: Vec<String> = d.matches.iter().map(|m| m.qualified()).collect();
+            self.record(
+                "policy",
+                json!({
+                    "stage": stage.as_str(),
+                    "decision": d.decision.as_str(),
+                    "rules": rules,
+                    "message": d.message,
+                    "tool": tool.map(|t| &t.name),
+                }),
+                0.0,
+                Some(checked.audit_seq),
+            )
+            .await?;
+        }
+        Ok(Ok(checked))
+    }
+
+    /// The start of a run: the input check and the opening messages.
+    pub async fn open(&mut self, tools: &[ResolvedTool], message: &str) -> Step2<LoopState> {
+        let input = match self.govern(Stage::Input, message, None).await? {
+            Ok(c) => c,
+            Err(end) => return Ok(Err(end)),
+        };
+        if stops(input.decision.decision) {
+            return Ok(Err(End::Stopped(
+                RunStatus::Blocked,
+                blocked_message(&input),
+            )));
+        }
+        let message = input.decision.text(message);
+        let mut system = self.agent.system_prompt.clone();
+        if self.agent.tool_calling == ToolCalling::Planner {
+            system.push_str("\n\n");
+            system.push_str(&planner::instructions(&offers(tools)));
+        }
+        let mut messages = vec![ChatMessage::new(Role::System, system)];
+        for ex in &self.agent.examples {
+            messages.push(ChatMessage::new(Role::User, ex.user.clone()));
+            messages.push(ChatMessage::new(Role::Assistant, ex.assistant.clone()));
+        }
+        messages.push(ChatMessage::new(Role::User, message));
+        Ok(Ok(LoopState {
+            messages: messages.iter().map(SavedMessage::from).collect(),
+            ..LoopState::default()
+        }))
+    }
+
+    /// Runs the loop from `state`; `resolution` answers its pending step.
+    pub async fn drive(
+        &mut self,
+        tools: &[ResolvedTool],
+        mut state: LoopState,
+        resolution: Option<Resolution>,
+    ) -> Result<End, sea_orm::DbErr> {
+        let agent = self.agent;
+        let backend = match self.backend() {
+            Ok(b) => b,
+            Err(e) => return Ok(End::Stopped(RunStatus::Failed, e)),
+        };
+        let first = match (&agent.start_with, state.started) {
+            (Some(name), false) => match tools.iter().find(|t| &t.name == name) {
+                Some(t) => Some(t.clone()),
+                None => {
+                    return Ok(End::Stopped(
+                        RunStatus::Failed,
+                        format!("start_with names {name:?}, which is not among the agent's tools"),
+                    ));
+                }
+            },
+            _ => None,
+        };
+        let mut first = first;
+        if let (Some(pending), Some(resolution)) = (state.pending.take(), resolution) {
+            let steps: Vec<Step> = pending
+                .calls
+                .iter()
+                .map(|(tool, arguments)| Step::Call {
+                    tool: tool.clone(),
+                    arguments: arguments.clone(),
+                })
+                .collect();
+            let replies = match self
+                .call_tools(tools, &steps, Some((&pending.waiting, &resolution)))
+                .await?
+            {
+                Ok(r) => r,
+                // Another call of the same step needs its own approval.
+                Err(End::Paused(next, message)) => {
+                    let waiting = next
+                        .pending
+                        .map_or_else(|| pending.waiting.clone(), |p| p.waiting);
+                    state.pending = Some(PendingStep {
+                        message: message.clone(),
+                        waiting,
+                        ..pending
+                    });
+                    return Ok(End::Paused(Box::new(state), message));
+                }
+                Err(end) => return Ok(end),
+            };
+            state.done_calls.extend(pending.calls.iter().cloned());
+            self.feed_back(&mut state, &pending.text, &pending.tool_calls, replies);
+        }
+        while state.model_calls < agent.max_steps {
+            state.model_calls += 1;
+            let messages: Vec<ChatMessage> = state.messages.iter().map(ChatMessage::from).collect();
+            let request = match (state.answer_only, first.take()) {
+                (true, _) => self.request(&[], &messages, true),
+                (false, Some(t)) => self.request(std::slice::from_ref(&t), &messages, false),
+                (false, None) => self.request(tools, &messages, true),
+            };
+            state.answer_only = false;
+            state.started = true;
+            let started = Instant::now();
+            let output = match backend.chat(request).await {
+                Ok(o) => o,
+                Err(e) => return Ok(End::Stopped(RunStatus::Failed, format!("model error: {e}"))),
+            };
+            self.prompt_tokens += output.usage.prompt_tokens;
+            self.completion_tokens += output.usage.completion_tokens;
+            let text = output.content.clone().unwrap_or_default();
+            self.record(
+                "model",
+                json!({
+                    "output": text,
+                    "tool_calls": output.tool_calls.iter().map(|c| json!({"name": c.name, "arguments": c.arguments})).collect::<Vec<_>>(),
+                    "prompt_tokens": output.usage.prompt_tokens,
+                    "completion_tokens": output.usage.completion_tokens,
+                }),
+                started.elapsed().as_secs_f64() * 1000.0,
+                None,
+            )
+            .await?;
+            let to_check = if output.tool_calls.is_empty() {
+                text.clone()
+            } else {
+                serde_json::to_string(&output.tool_calls).unwrap_or_default()
+            };
+            let checked = match self.govern(Stage::LlmOutput, &to_check, None).await? {
+                Ok(c) => c,
+                Err(end) => return Ok(end),
+            };
+            if stops(checked.decision.decision) {
+                return Ok(End::Stopped(RunStatus::Blocked, blocked_message(&checked)));
+            }
+            let steps = match agent.tool_calling {
+                ToolCalling::Planner => match planner::parse_step(checked.decision.text(&text)) {
+                    Ok(step) => vec![step],
+                    Err(why) => {
+                        self.record("malformed", json!({"error": why}), 0.0, None)
+                            .await?;
+                        push(&mut state, Role::Assistant, text);
+                        push(
+                            &mut state,
+                            Role::User,
+                            format!(
+                                "{why}. Reply with one JSON object: a tool call or {{\"final\": ...}}."
+                            ),
+                        );
+                        continue;
+                    }
+                },
+                ToolCalling::Native if output.tool_calls.is_empty() => {
+                    vec![Step::Final(checked.decision.text(&text).to_owned())]
+                }
+                ToolCalling::Native => output
+                    .tool_calls
+                    .iter()
+                    .map(|c| Step::Call {
+                        tool: c.name.clone(),
+                        arguments: serde_json::from_str(&c.arguments).unwrap_or(Value::Null),
+                    })
+                    .collect(),
+            };
+            if let [Step::Final(answer)] = steps.as_slice() {
+                return self.answer(answer).await;
+            }
+            // Small models tend to repeat a call that already succeeded
+            // instead of answering; a repeat is not run again, and the next
+            // step may only answer.
+            let repeats = steps.iter().any(|s| match s {
+                Step::Call { tool, arguments } => state
+                    .done_calls
+                    .iter()
+                    .any(|(t, a)| t == tool && a == arguments),
+                Step::Final(_) => false,
+            });
+            if repeats {
+                self.record("repeat", json!({"note": "the model repeated a call it had already made; asking for the answer"}), 0.0, None).await?;
+                push(&mut state, Role::Assistant, text);
+                push(
+                    &mut state,
+                    Role::User,
+                    "You already made that call and have its result above. Now answer the user with {\"final\": ...}.".into(),
+                );
+                state.answer_only = true;
+                continue;
+            }
+            match self.call_tools(tools, &steps, None).await? {
+                Ok(replies) => {
+                    for s in &steps {
+                        if let Step::Call { tool, arguments } = s {
+                            state.done_calls.push((tool.clone(), arguments.clone()));
+                        }
+                    }
+                    self.feed_back(&mut state, &text, &output.tool_calls, replies);
+                }
+                Err(End::Paused(waiting, message)) => {
+                    let Some(waiting) = waiting.pending.map(|p| p.waiting) else {
+                        return Ok(End::Stopped(
+                            RunStatus::Failed,
+                            "pause without a waiting call".into(),
+                        ));
+                    };
+                    state.pending = Some(PendingStep {
+                        text,
+                        tool_calls: output.tool_calls.clone(),
+                        calls: steps
+                            .iter()
+                            .filter_map(|s| match s {
+                                Step::Call { tool, arguments } => {
+                                    Some((tool.clone(), arguments.clone()))
+                                }
+                                Step::Final(_) => None,
+                            })
+                            .collect(),
+                        waiting,
+                        message: message.clone(),
+                    });
+                    return Ok(End::Paused(Box::new(state), message));
+                }
+                Err(end) => return Ok(end),
+            }
+        }
+        Ok(End::Stopped(
+            RunStatus::MaxSteps,
+            format!(
+                "stopped after {} steps without a final answer",
+                agent.max_steps
+            ),
+        ))
+    }
+
+    fn backend(&self) -> Result<Arc<dyn Backend>, String> {
+        let model = self
+            .agent
+            .model
+            .as_deref()
+            .unwrap_or(&self.runner.default_model);
+        self.runner
+            .registry
+            .get(model)
+            .ok_or_else(|| format!("model {model:?} is not configured"))
+    }
+
+    /// One model call offering `tools`; without `allow_final` the model
+    /// must call one of them.
+    fn request(
+        &self,
+        tools: &[ResolvedTool],
+        messages: &[ChatMessage],
+        allow_final: bool,
+    ) -> ChatRequest {
+        let mut r = ChatRequest::new(messages.to_vec(), self.agent.max_tokens);
+        r.temperature = Some(self.agent.temperature);
+        r.seed = Some(0);
+        match self.agent.tool_calling {
+            ToolCalling::Planner => {
+                r.response_format = ResponseFormat::JsonSchema {
+                    name: "agent_step".into(),
+                    schema: planner::step_schema(&offers(tools), allow_final),
+                };
+            }
+            ToolCalling::Native => {
+                r.tools = tools
+                    .iter()
+                    .map(|t| ToolSpec {
+                        name: t.name.clone(),
+                        description: Some(t.description.clone()),
+                        parameters: t.schema.clone(),
+                    })
+                    .collect();
+                r.tool_choice = match (allow_final, tools) {
+                    (false, [only]) => ToolChoice::Function(only.name.clone()),
+                    (false, _) => ToolChoice::Required,
+                    (true, []) => ToolChoice::None,
+                    (true, _) => ToolChoice::Auto,
+                };
+            }
+        }
+        r
+    }
+
+    async fn answer(&mut self, answer: &str) -> Result<End, sea_orm::DbErr> {
+        let checked = match self.govern(Stage::Output, answer, None).await? {
+            Ok(c) => c,
+            Err(end) => return Ok(end),
+        };
+        if stops(checked.decision.decision) {
+            return Ok(End::Stopped(RunStatus::Blocked, blocked_message(&checked)));
+        }
+        let answer = checked.decision.text(answer).to_owned();
+        self.record("answer", json!({"text": answer}), 0.0, None)
+            .await?;
+        Ok(End::Answer(answer))
+    }
+
+    /// Checks every requested call, then runs the allowed ones
+    /// (concurrently when there are several), and returns what the model
+    /// should be told about each. A call needing approval pauses the step
+    /// before anything runs, unless `decided` answers it.
+    async fn call_tools(
+        &mut self,
+        tools: &[ResolvedTool],
+        steps: &[Step],
+        decided: Option<(&(String, Value), &Resolution)>,
+    ) -> Step2<Vec<String>> {
+        let mut approved = Vec::new();
+        let mut replies: Vec<Option<String>> = Vec::new();
+        for step in steps {
+            let Step::Call { tool, arguments } = step else {
+                replies.push(Some(
+                    "A final answer cannot be mixed with tool calls.".into(),
+                ));
+                continue;
+            };
+            let Some(t) = tools.iter().find(|t| &t.name == tool) else {
+                let names: Vec<&str> = tools.iter().map(|t| t.name.as_str()).collect();
+                self.record(
+                    "tool_call",
+                    json!({"tool": tool, "arguments": arguments, "error": "unknown tool"}),
+                    0.0,
+                    None,
+                )
+                .await?;
+                replies.push(Some(format!(
+                    "There is no tool {tool:?}. Available: {}.",
+                    names.join(", ")
+                )));
+                continue;
+            };
+            if !arguments.is_object() {
+                self.record("tool_call", json!({"tool": tool, "arguments": arguments, "error": "arguments are not an object"}), 0.0, None)
+                    .await?;
+                replies.push(Some(format!(
+                    "The arguments for {tool} must be a JSON object."
+                )));
+                continue;
+            }
+            let this_call = (tool.clone(), arguments.clone());
+            let resolution = decided
+                .filter(|(call, _)| **call == this_call)
+                .map(|(_, r)| r);
+            if let Some(r) = resolution.filter(|r| !r.approved) {
+                replies.push(Some(format!(
+                    "The call to {tool} was rejected by {}{}.",
+                    r.by,
+                    r.reason
+                        .as_deref()
+                        .map(|x| format!(": {x}"))
+                        .unwrap_or_default()
+                )));
+                continue;
+            }
+            let checked = match self
+                .govern(Stage::ToolCall, &arguments.to_string(), Some(t))
+                .await?
+            {
+                Ok(c) => c,
+                Err(end) => return Ok(Err(end)),
+            };
+            match checked.decision.decision {
+                Action::Block => {
+                    replies.push(Some(format!(
+                        "The call to {tool} was blocked by policy: {}",
+                        blocked_message(&checked)
+                    )));
+                    continue;
+                }
+                Action::RequireApproval if resolution.is_none() => {
+                    let waiting = LoopState {
+                        pending: Some(PendingStep {
+                            text: String::new(),
+                            tool_calls: Vec::new(),
+                            calls: Vec::new(),
+                            waiting: this_call,
+                            message: String::new(),
+                        }),
+                        ..LoopState::default()
+                    };
+                    return Ok(Err(End::Paused(
+                        Box::new(waiting),
+                        blocked_message(&checked),
+                    )));
+                }
+                _ => {}
+            }
+            let arguments: Value = match checked.decision.redacted.as_deref() {
+                Some(r) => serde_json::from_str(r).unwrap_or_else(|_| arguments.clone()),
+                None => arguments.clone(),
+            };
+            approved.push((replies.len(), t.clone(), arguments));
+            replies.push(None);
+        }
+        let user = self.subject.key.clone();
+        let calls = approved
+            .iter()
+            .map(|(_, t, args)| self.runner.tools.call(t, args, user.as_deref(), &self.id));
+        let outcomes = futures::future::join_all(calls).await;
+        for ((slot, t, args), outcome) in approved.into_iter().zip(outcomes) {
+            let ms = outcome.elapsed.as_secs_f64() * 1000.0;
+            let reply = match outcome.result {
+                Ok(output) => {
+                    let text = output.to_string();
+                    self.record(
+                        "tool_call",
+                        json!({"plugin": t.plugin, "plugin_version": t.plugin_version, "tool": t.name, "arguments": args, "output": output}),
+                        ms,
+                        None,
+                    )
+                    .await?;
+                    let checked = match self.govern(Stage::ToolResult, &text, Some(&t)).await? {
+                        Ok(c) => c,
+                        Err(end) => return Ok(Err(end)),
+                    };
+                    if stops(checked.decision.decision) {
+                        format!(
+                            "The result of {} was withheld by policy: {}",
+                            t.name,
+                            blocked_message(&checked)
+                        )
+                    } else {
+                        format!(
+                            "Result of {}: {}",
+                            t.name,
+                            cut(checked.decision.text(&text))
+                        )
+                    }
+                }
+                Err(e) => {
+                    self.record(
+                        "tool_call",
+                        json!({"plugin": t.plugin, "plugin_version": t.plugin_version, "tool": t.name, "arguments": args, "error": e}),
+                        ms,
+                        None,
+                    )
+                    .await?;
+                    format!("The tool {} failed: {}", t.name, cut(&e))
+                }
+            };
+            replies[slot] = Some(reply);
+        }
+        Ok(Ok(replies.into_iter().flatten().collect()))
+    }
+
+    fn feed_back(
+        &self,
+        state: &mut LoopState,
+        text: &str,
+        calls: &[ToolCall],
+        replies: Vec<String>,
+    ) {
+        match self.agent.tool_calling {
+            ToolCalling::Planner => {
+                push(state, Role::Assistant, text.to_owned());
+                push(state, Role::User, replies.join("\n"));
+            }
+            ToolCalling::Native => {
+                let mut assistant = ChatMessage::new(Role::Assistant, text);
+                assistant.tool_calls = calls.to_vec();
+                state.messages.push(SavedMessage::from(&assistant));
+                for (call, reply) in calls.iter().zip(replies) {
+                    let mut m = ChatMessage::new(Role::Tool, reply);
+                    m.tool_call_id = Some(call.id.clone());
+                    state.messages.push(SavedMessage::from(&m));
+                }
+            }
+        }
+    }
+}
+
+fn push(state: &mut LoopState, role: Role, content: String) {
+    state
+        .messages
+        .push(SavedMessage::from(&ChatMessage::new(role, content)));
+}
+
+pub(super) fn offers(tools: &[ResolvedTool]) -> Vec<Offer> {
+    tools
+        .iter()
+        .map(|t| Offer {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            schema: t.schema.clone(),
+        })
+        .collect()
+}
+
+fn stops(action: Action) -> bool {
+    matches!(action, Action::Block | Action::RequireApproval)
+}
+
+fn blocked_message(c: &Checked) -> String {
+    let rule = c
+        .decision
+        .deciding()
+        .map_or_else(|| "unknown".to_owned(), |m| m.qualified());
+    format!(
+        "{} (policy {rule}, audit record {})",
+        c.decision
+            .message
+            .as_deref()
+            .unwrap_or("stopped by a governance policy"),
+        c.audit_seq
+    )
+}
+
+fn cut(s: &str) -> &str {
+    match s.char_indices().nth(MAX_RESULT_CHARS) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}

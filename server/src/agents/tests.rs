@@ -1,0 +1,532 @@
+//! The loop's edge cases with a scripted backend and scripted tools (test
+//! doubles), over the real governor (shipped policies), audit log and run
+//! store on a temporary SQLite file. The real model and real plugins are
+//! exercised by the integration suite (`tests/suite/agents.rs`).
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::runner::{RunRequest, Runner};
+use super::runs::{RunStatus, RunStore};
+use super::spec::{AgentSpec, ToolCalling};
+use super::state::Resolution;
+use super::tools::{ResolvedTool, ToolHost, ToolOutcome};
+use crate::governance::Governor;
+use crate::governance::audit::AuditLog;
+use crate::governance::bundle::Bundle;
+use crate::governance::store::PolicyStore;
+use crate::llm::{
+    Backend, ChatOutput, ChatRequest, EventStream, FinishReason, LlmError, ModelRegistry, ToolCall,
+    Usage,
+};
+
+enum Reply {
+    Text(&'static str),
+    Calls(Vec<(&'static str, &'static str)>),
+    Slow(Duration),
+}
+
+/// Answers from a script and remembers every request it was sent.
+struct Scripted {
+    script: Mutex<VecDeque<Reply>>,
+    seen: Mutex<Vec<ChatRequest>>,
+}
+
+impl Scripted {
+    fn new(script: Vec<Reply>) -> Arc<Self> {
+        Arc::new(Self {
+            script: Mutex::new(script.into()),
+            seen: Mutex::default(),
+        })
+    }
+
+    /// The last message of the `n`th request.
+    fn last_message(&self, n: usize) -> String {
+        let seen = self.seen.lock().unwrap();
+        seen[n]
+            .messages
+            .last()
+            .and_then(|m| m.content.clone())
+            .unwrap_or_default()
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for Scripted {
+    fn model_id(&self) -> &str {
+        "scripted"
+    }
+
+    fn owned_by(&self) -> &str {
+        "test"
+    }
+
+    async fn chat(&self, request: ChatRequest) -> Result<ChatOutput, LlmError> {
+        self.seen.lock().unwrap().push(request);
+        let reply = self.script.lock().unwrap().pop_front();
+        let usage = Usage {
+            prompt_tokens: 10,
+            completion_tokens: 3,
+        };
+        let text = |t: &str| ChatOutput {
+            content: Some(t.to_owned()),
+            tool_calls: Vec::new(),
+            finish_reason: FinishReason::Stop,
+            usage,
+        };
+        match reply {
+            Some(Reply::Text(t)) => Ok(text(t)),
+            Some(Reply::Calls(calls)) => Ok(ChatOutput {
+                content: None,
+                tool_calls: calls
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (name, args))| ToolCall {
+                        id: format!("call_{i}"),
+                        name: name.into(),
+                        arguments: args.into(),
+                    })
+                    .collect(),
+                finish_reason: FinishReason::ToolCalls,
+                usage,
+            }),
+            Some(Reply::Slow(d)) => {
+                tokio::time::sleep(d).await;
+                Ok(text(r#"{"final": "late"}"#))
+            }
+            None => Err(LlmError::Engine("script exhausted".into())),
+        }
+    }
+
+    async fn chat_stream(&self, _: ChatRequest) -> Result<EventStream, LlmError> {
+        Err(LlmError::InvalidRequest("not scripted".into()))
+    }
+}
+
+/// Tools: `lookup` echoes, `fail` errors, `slow` waits, `leak` returns a
+/// key, `send` has an external effect.
+#[derive(Default)]
+struct Tools {
+    calls: Mutex<Vec<(String, Value)>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+#[async_trait::async_trait]
+impl ToolHost for Tools {
+    async fn resolve(&self, _: &[String]) -> Result<Vec<ResolvedTool>, String> {
+        let tool = |name: &str, effect: &str| ResolvedTool {
+            plugin: "test.tools".into(),
+            plugin_version: "1.0.0".into(),
+            name: name.into(),
+            description: format!("the {name} tool"),
+            effect: effect.into(),
+            schema: json!({"type": "object", "properties": {"q": {"type": "string"}}}),
+        };
+        Ok(vec![
+            tool("lookup", "reads"),
+            tool("fail", "reads"),
+            tool("slow", "reads"),
+            tool("leak", "reads"),
+            tool("send", "external"),
+        ])
+    }
+
+    async fn call(
+        &self,
+        tool: &ResolvedTool,
+        arguments: &Value,
+        _: Option<&str>,
+        _: &str,
+    ) -> ToolOutcome {
+        self.calls
+            .lock()
+            .unwrap()
+            .push((tool.name.clone(), arguments.clone()));
+        let now = self.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        self.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        let result = match tool.name.as_str() {
+            "fail" => Err("failed: the backend is down".to_owned()),
+            "slow" => {
+                tokio::time::sleep(Duration::from_millis(200)).await;
+                Ok(json!({"slow": true}))
+            }
+            "leak" => Ok(json!({"config": "aws key AKIAIOSFODNN7EXAMPLE"})),
+            "send" => Ok(json!({"sent": true})),
+            _ => Ok(json!({"found": arguments})),
+        };
+        self.in_flight.fetch_sub(1, Ordering::SeqCst);
+        ToolOutcome {
+            result,
+            elapsed: Duration::from_millis(1),
+        }
+    }
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    db: sea_orm::DatabaseConnection,
+    governor: Arc<Governor>,
+    tools: Arc<Tools>,
+}
+
+async fn world() -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+    let db = crate::db::connect(&url).await.unwrap();
+    let (audit, _) = AuditLog::spawn(db.clone());
+    let store = Arc::new(PolicyStore::fixed(Bundle::defaults().unwrap()));
+    World {
+        _dir: dir,
+        db,
+        governor: Arc::new(Governor::new(store, audit, None)),
+        tools: Arc::default(),
+    }
+}
+
+fn runner(w: &World, backend: Arc<Scripted>) -> Runner {
+    let mut registry = ModelRegistry::default();
+    registry.insert(backend);
+    Runner::new(
+        Arc::new(registry),
+        w.tools.clone(),
+        w.governor.clone(),
+        RunStore::new(w.db.clone()),
+        "scripted".into(),
+    )
+}
+
+fn agent(calling: ToolCalling) -> AgentSpec {
+    AgentSpec {
+        tool_calling: calling,
+        tools: vec!["test.tools/*".into()],
+        ..AgentSpec::defaults().remove(0)
+    }
+}
+
+fn request(a: AgentSpec, message: &str) -> RunRequest {
+    RunRequest {
+        agent: a,
+        message: message.into(),
+        subject: Some("tester".into()),
+        channel: "test".into(),
+    }
+}
+
+fn kinds(steps: &[super::StepRecord]) -> Vec<&str> {
+    steps.iter().map(|s| s.kind.as_str()).collect()
+}
+
+#[tokio::test]
+async fn malformed_steps_unknown_tools_and_tool_errors_are_reported_to_the_model() {
+    let w = world().await;
+    let backend = Scripted::new(vec![
+        Reply::Text("I think I will look it up"),
+        Reply::Text(r#"{"tool": "nope", "arguments": {}}"#),
+        Reply::Text(r#"{"tool": "fail", "arguments": {"q": "x"}}"#),
+        Reply::Text(r#"{"final": "The backend is down."}"#),
+    ]);
+    let r = runner(&w, backend.clone());
+    let report = r
+        .run(request(agent(ToolCalling::Planner), "status?"), None)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Completed);
+    assert_eq!(report.answer.as_deref(), Some("The backend is down."));
+    assert!(
+        backend.last_message(1).contains("not a JSON object"),
+        "{}",
+        backend.last_message(1)
+    );
+    assert!(
+        backend
+            .last_message(2)
+            .contains("There is no tool \"nope\"")
+    );
+    assert!(
+        backend
+            .last_message(3)
+            .contains("The tool fail failed: failed: the backend is down")
+    );
+    assert_eq!(
+        kinds(&report.steps),
+        [
+            "model",
+            "malformed",
+            "model",
+            "tool_call",
+            "model",
+            "tool_call",
+            "model",
+            "answer"
+        ]
+    );
+    // Every step is stored, in order.
+    let (row, stored) = r.runs.get(&report.id).await.unwrap().unwrap();
+    assert_eq!(row.status, "completed");
+    assert_eq!(stored.len(), report.steps.len());
+    assert_eq!(row.prompt_tokens, 40);
+}
+
+#[tokio::test]
+async fn the_step_limit_ends_the_run_with_a_reason() {
+    let w = world().await;
+    let backend = Scripted::new(vec![
+        Reply::Text(r#"{"tool": "lookup", "arguments": {"q": "a"}}"#),
+        Reply::Text(r#"{"tool": "lookup", "arguments": {"q": "b"}}"#),
+        Reply::Text(r#"{"tool": "lookup", "arguments": {"q": "c"}}"#),
+    ]);
+    let mut a = agent(ToolCalling::Planner);
+    a.max_steps = 3;
+    let report = runner(&w, backend)
+        .run(request(a, "loop"), None)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::MaxSteps);
+    assert!(report.error.unwrap().contains("after 3 steps"));
+}
+
+#[tokio::test]
+async fn a_repeated_call_is_not_run_twice_and_the_model_is_asked_to_answer() {
+    let w = world().await;
+    let backend = Scripted::new(vec![
+        Reply::Text(r#"{"tool": "lookup", "arguments": {"q": "a"}}"#),
+        Reply::Text(r#"{"tool": "lookup", "arguments": {"q": "a"}}"#),
+        Reply::Text(r#"{"final": "found a"}"#),
+    ]);
+    let report = runner(&w, backend.clone())
+        .run(request(agent(ToolCalling::Planner), "find a"), None)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Completed);
+    assert_eq!(w.tools.calls.lock().unwrap().len(), 1);
+    // The step after a repeat may only answer: its schema offers no tool.
+    let seen = backend.seen.lock().unwrap();
+    let crate::llm::ResponseFormat::JsonSchema { schema, .. } = &seen[2].response_format else {
+        panic!("planner steps are constrained");
+    };
+    assert!(schema.get("anyOf").is_none() && schema["properties"].get("final").is_some());
+}
+
+#[tokio::test]
+async fn parallel_native_calls_run_concurrently_and_invalid_arguments_are_reported() {
+    let w = world().await;
+    let backend = Scripted::new(vec![
+        Reply::Calls(vec![
+            ("slow", r#"{"q": "1"}"#),
+            ("slow", r#"{"q": "2"}"#),
+            ("lookup", "[1]"),
+        ]),
+        Reply::Text("Both done."),
+    ]);
+    let report = runner(&w, backend.clone())
+        .run(request(agent(ToolCalling::Native), "two at once"), None)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Completed);
+    assert_eq!(w.tools.max_in_flight.load(Ordering::SeqCst), 2);
+    let seen = backend.seen.lock().unwrap();
+    let tool_msgs: Vec<String> = seen[1]
+        .messages
+        .iter()
+        .filter(|m| m.role == crate::llm::Role::Tool)
+        .filter_map(|m| m.content.clone())
+        .collect();
+    assert_eq!(tool_msgs.len(), 3);
+    assert!(
+        tool_msgs[2].contains("must be a JSON object"),
+        "{tool_msgs:?}"
+    );
+}
+
+#[tokio::test]
+async fn policies_redact_tool_results_and_block_tool_calls_before_the_model_or_tool_sees_them() {
+    let w = world().await;
+    let backend = Scripted::new(vec![
+        Reply::Text(r#"{"tool": "leak", "arguments": {"q": "config"}}"#),
+        Reply::Text(r#"{"tool": "lookup", "arguments": {"q": "rm -rf /"}}"#),
+        Reply::Text(
+            r#"{"tool": "lookup", "arguments": {"q": "ghp_aBcDeFgHiJkLmNoPqRsTuVwXyZ0123456789"}}"#,
+        ),
+        Reply::Text(r#"{"final": "done"}"#),
+    ]);
+    let report = runner(&w, backend.clone())
+        .run(request(agent(ToolCalling::Planner), "get config"), None)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Completed);
+    // The key in the tool's output is redacted before the model reads it.
+    let after_leak = backend.last_message(1);
+    assert!(
+        after_leak.contains("[REDACTED:aws_access_key]") && !after_leak.contains("AKIA"),
+        "{after_leak}"
+    );
+    // A destructive call is blocked, and the model is told why.
+    let after_block = backend.last_message(2);
+    assert!(
+        after_block.contains("blocked by policy")
+            && after_block.contains("tool-safety/destructive-commands"),
+        "{after_block}"
+    );
+    // A token the model wrote is redacted at llm_output, so the tool never gets it.
+    let calls = w.tools.calls.lock().unwrap();
+    assert_eq!(calls.len(), 2, "the blocked call never ran: {calls:?}");
+    assert_eq!(calls[1].1, json!({"q": "[REDACTED:github_token]"}));
+    let policy_steps: Vec<_> = report.steps.iter().filter(|s| s.kind == "policy").collect();
+    assert!(policy_steps.len() >= 3 && policy_steps.iter().all(|s| s.audit_seq.is_some()));
+    assert!(crate::governance::audit::verify(&w.db).await.unwrap().ok);
+}
+
+#[tokio::test]
+async fn input_redactions_reach_the_model() {
+    let w = world().await;
+    let mut a = agent(ToolCalling::Planner);
+    a.tools.clear();
+    let backend = Scripted::new(vec![Reply::Text(r#"{"final": "ok"}"#)]);
+    let report = runner(&w, backend.clone())
+        .run(request(a, "key AKIAIOSFODNN7EXAMPLE"), None)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Completed);
+    let sent = backend.last_message(0);
+    assert!(
+        sent.contains("[REDACTED:aws_access_key]") && !sent.contains("AKIA"),
+        "{sent}"
+    );
+}
+
+#[tokio::test]
+async fn approval_pauses_survives_a_restart_and_resumes() {
+    let w = world().await;
+    let backend = Scripted::new(vec![Reply::Text(
+        r#"{"tool": "send", "arguments": {"q": "hello"}}"#,
+    )]);
+    let paused = runner(&w, backend)
+        .run(request(agent(ToolCalling::Planner), "send hello"), None)
+        .await
+        .unwrap();
+    assert_eq!(paused.status, RunStatus::AwaitingApproval);
+    assert!(
+        paused
+            .error
+            .as_deref()
+            .unwrap()
+            .contains("needs an approver"),
+        "{:?}",
+        paused.error
+    );
+    assert!(
+        w.tools.calls.lock().unwrap().is_empty(),
+        "nothing ran before approval"
+    );
+
+    // A new runner over the same database: what a restarted server has.
+    let backend = Scripted::new(vec![Reply::Text(r#"{"final": "Sent."}"#)]);
+    let after = runner(&w, backend.clone());
+    let resolution = Resolution {
+        approved: true,
+        by: "boss".into(),
+        reason: Some("fine".into()),
+    };
+    let done = after
+        .resume(
+            &paused.id,
+            &agent(ToolCalling::Planner),
+            resolution.clone(),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    assert_eq!(done.answer.as_deref(), Some("Sent."));
+    assert_eq!(w.tools.calls.lock().unwrap().len(), 1);
+    assert!(backend.last_message(0).contains("Result of send"));
+    assert!(
+        done.steps
+            .iter()
+            .any(|s| s.kind == "approval" && s.detail["by"] == "boss")
+    );
+    // Resuming twice is refused.
+    let again = after
+        .resume(&paused.id, &agent(ToolCalling::Planner), resolution, None)
+        .await;
+    assert!(again.is_err());
+    // The approver is in the audit chain.
+    let rows = crate::governance::audit::AuditFilter {
+        channel: Some("approval".into()),
+        ..Default::default()
+    }
+    .page(&w.db)
+    .await
+    .unwrap();
+    assert_eq!(rows[0].subject.as_deref(), Some("boss"));
+    assert!(crate::governance::audit::verify(&w.db).await.unwrap().ok);
+}
+
+#[tokio::test]
+async fn a_rejected_call_is_reported_and_never_runs() {
+    let w = world().await;
+    let backend = Scripted::new(vec![Reply::Text(
+        r#"{"tool": "send", "arguments": {"q": "hello"}}"#,
+    )]);
+    let paused = runner(&w, backend)
+        .run(request(agent(ToolCalling::Planner), "send hello"), None)
+        .await
+        .unwrap();
+    let backend = Scripted::new(vec![Reply::Text(r#"{"final": "I could not send it."}"#)]);
+    let r = runner(&w, backend.clone());
+    let resolution = Resolution {
+        approved: false,
+        by: "boss".into(),
+        reason: Some("not today".into()),
+    };
+    let done = r
+        .resume(&paused.id, &agent(ToolCalling::Planner), resolution, None)
+        .await
+        .unwrap();
+    assert_eq!(done.status, RunStatus::Completed);
+    assert!(
+        backend
+            .last_message(0)
+            .contains("rejected by boss: not today")
+    );
+    assert!(w.tools.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn runs_time_out_and_can_be_cancelled() {
+    let w = world().await;
+    let mut a = agent(ToolCalling::Planner);
+    a.timeout_secs = 1;
+    let backend = Scripted::new(vec![Reply::Slow(Duration::from_secs(30))]);
+    let report = runner(&w, backend)
+        .run(request(a.clone(), "slow"), None)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::TimedOut);
+
+    a.timeout_secs = 60;
+    let backend = Scripted::new(vec![Reply::Slow(Duration::from_secs(30))]);
+    let r = Arc::new(runner(&w, backend));
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let task = {
+        let r = r.clone();
+        tokio::spawn(async move { r.run(request(a, "slow"), Some(tx)).await })
+    };
+    // Wait until the run exists (its first record is stored when it starts).
+    let id = loop {
+        let runs = r.runs.list(None, Some("running"), None, 10).await.unwrap();
+        if let Some(run) = runs.first() {
+            break run.id.clone();
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
+    assert!(r.cancel(&id, "tester").await.unwrap());
+    let report = task.await.unwrap().unwrap();
+    assert_eq!(report.status, RunStatus::Cancelled);
+    drop(rx.try_recv());
+}
