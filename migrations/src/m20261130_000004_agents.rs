@@ -1,5 +1,6 @@
 //! `agents` (definitions managed through the API), `agent_runs` and
-//! `run_steps` (every model call, tool call, policy decision and answer).
+//! `run_steps` (every model call, tool call, policy decision and answer),
+//! `user_memory` (what agents know about a user) and `run_feedback`.
 
 use sea_orm_migration::prelude::*;
 use sea_orm_migration::schema::*;
@@ -46,6 +47,29 @@ enum RunSteps {
     Detail,
     DurationMs,
     AuditSeq,
+    CreatedAt,
+}
+
+#[derive(DeriveIden)]
+enum UserMemory {
+    Table,
+    Id,
+    Subject,
+    Key,
+    Value,
+    Source,
+    UpdatedAt,
+}
+
+#[derive(DeriveIden)]
+enum RunFeedback {
+    Table,
+    Id,
+    RunId,
+    Subject,
+    Rating,
+    Comment,
+    Correction,
     CreatedAt,
 }
 
@@ -123,11 +147,54 @@ impl MigrationTrait for Migration {
                     .if_not_exists()
                     .to_owned(),
             )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(UserMemory::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(UserMemory::Id))
+                    .col(string(UserMemory::Subject))
+                    .col(string(UserMemory::Key))
+                    .col(text(UserMemory::Value))
+                    .col(string(UserMemory::Source))
+                    .col(timestamp_with_time_zone(UserMemory::UpdatedAt))
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_index(
+                Index::create()
+                    .name("idx_user_memory_subject_key")
+                    .table(UserMemory::Table)
+                    .col(UserMemory::Subject)
+                    .col(UserMemory::Key)
+                    .unique()
+                    .if_not_exists()
+                    .to_owned(),
+            )
+            .await?;
+        manager
+            .create_table(
+                Table::create()
+                    .table(RunFeedback::Table)
+                    .if_not_exists()
+                    .col(big_pk_auto(RunFeedback::Id))
+                    .col(string(RunFeedback::RunId))
+                    .col(string(RunFeedback::Subject))
+                    .col(integer(RunFeedback::Rating))
+                    .col(text_null(RunFeedback::Comment))
+                    .col(text_null(RunFeedback::Correction))
+                    .col(timestamp_with_time_zone(RunFeedback::CreatedAt))
+                    .to_owned(),
+            )
             .await
     }
 
     async fn down(&self, manager: &SchemaManager) -> Result<(), DbErr> {
         for t in [
+            RunFeedback::Table.into_iden(),
+            UserMemory::Table.into_iden(),
             RunSteps::Table.into_iden(),
             AgentRuns::Table.into_iden(),
             Agents::Table.into_iden(),

@@ -51,6 +51,7 @@ pub async fn run(config: Config, cmd: AgentCommand) -> anyhow::Result<()> {
                         message,
                         subject: Some("cli".into()),
                         channel: "cli".into(),
+                        id: None,
                     },
                     Some(tx),
                 )

@@ -143,7 +143,7 @@ pub async fn start_core(config: &Config) -> anyhow::Result<Core> {
             registry.clone(),
             Arc::new(crate::agents::tools::PluginTools(plugins.clone())),
             governor.clone(),
-            crate::agents::RunStore::new(db.clone()),
+            db.clone(),
             default_model,
         ),
     });

@@ -2,6 +2,8 @@
 //! ([`planner`]), the governed loop ([`runner`]), the tools it calls
 //! ([`tools`]) and the runs it records ([`runs`]).
 
+pub mod feedback;
+pub mod memory;
 pub mod planner;
 mod run_loop;
 pub mod runner;

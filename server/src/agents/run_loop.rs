@@ -137,6 +137,19 @@ impl Run<'_> {
         }
         let message = input.decision.text(message);
         let mut system = self.agent.system_prompt.clone();
+        if let (true, Some(key)) = (self.agent.memory, self.subject.key.clone())
+            && let Some(known) = self.runner.memory.prompt(&key).await?
+        {
+            // Memory is content too: it passes the input stage.
+            let checked = match self.govern(Stage::Input, &known, None).await? {
+                Ok(c) => c,
+                Err(end) => return Ok(Err(end)),
+            };
+            if !stops(checked.decision.decision) {
+                system.push_str("\n\n");
+                system.push_str(checked.decision.text(&known));
+            }
+        }
         if self.agent.tool_calling == ToolCalling::Planner {
             system.push_str("\n\n");
             system.push_str(&planner::instructions(&offers(tools)));
@@ -519,6 +532,7 @@ impl Run<'_> {
             let ms = outcome.elapsed.as_secs_f64() * 1000.0;
             let reply = match outcome.result {
                 Ok(output) => {
+                    self.remember(&t, &args).await?;
                     let text = output.to_string();
                     self.record(
                         "tool_call",
@@ -559,6 +573,26 @@ impl Run<'_> {
             replies[slot] = Some(reply);
         }
         Ok(Ok(replies.into_iter().flatten().collect()))
+    }
+
+    /// Preferences the chatbot plugin saved for this user also become the
+    /// user's memory, so every agent with memory sees them.
+    async fn remember(&self, t: &ResolvedTool, args: &Value) -> Result<(), sea_orm::DbErr> {
+        if (t.plugin.as_str(), t.name.as_str()) != super::memory::REMEMBER_TOOL {
+            return Ok(());
+        }
+        let (Some(user), Some(key), Some(value)) = (
+            self.subject.key.as_deref(),
+            args.get("key").and_then(Value::as_str),
+            args.get("value").and_then(Value::as_str),
+        ) else {
+            return Ok(());
+        };
+        if super::memory::validate(key, value).is_ok() {
+            let source = format!("{}/{}", t.plugin, t.name);
+            self.runner.memory.put(user, key, value, &source).await?;
+        }
+        Ok(())
     }
 
     fn feed_back(

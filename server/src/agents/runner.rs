@@ -10,6 +10,8 @@ use serde_json::json;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
+use super::feedback::FeedbackStore;
+use super::memory::MemoryStore;
 use super::run_loop::{End, Run};
 use super::runs::{RunStatus, RunStore, StepRecord};
 use super::spec::AgentSpec;
@@ -24,6 +26,8 @@ pub struct Runner {
     pub tools: Arc<dyn ToolHost>,
     pub governor: Arc<Governor>,
     pub runs: RunStore,
+    pub memory: MemoryStore,
+    pub feedback: FeedbackStore,
     /// Model for agents that name none.
     pub default_model: String,
     cancels: Mutex<HashMap<String, CancellationToken>>,
@@ -35,6 +39,14 @@ pub struct RunRequest {
     /// The API key name that asked.
     pub subject: Option<String>,
     pub channel: String,
+    /// A run id chosen by the caller (e.g. to name a stream before the run
+    /// ends); a fresh one otherwise.
+    pub id: Option<String>,
+}
+
+/// A fresh run id.
+pub fn new_run_id() -> String {
+    format!("run_{}", uuid::Uuid::new_v4().simple())
 }
 
 #[derive(Debug, Clone, serde::Serialize)]
@@ -67,14 +79,16 @@ impl Runner {
         registry: Arc<ModelRegistry>,
         tools: Arc<dyn ToolHost>,
         governor: Arc<Governor>,
-        runs: RunStore,
+        db: sea_orm::DatabaseConnection,
         default_model: String,
     ) -> Self {
         Self {
             registry,
             tools,
             governor,
-            runs,
+            runs: RunStore::new(db.clone()),
+            memory: MemoryStore::new(db.clone()),
+            feedback: FeedbackStore::new(db),
             default_model,
             cancels: Mutex::default(),
         }
@@ -87,7 +101,7 @@ impl Runner {
         req: RunRequest,
         events: Option<mpsc::UnboundedSender<StepRecord>>,
     ) -> Result<RunReport, RunError> {
-        let id = format!("run_{}", uuid::Uuid::new_v4().simple());
+        let id = req.id.clone().unwrap_or_else(new_run_id);
         // Cancellable from the moment the run is visible.
         let token = self.register(&id);
         if let Err(e) = self

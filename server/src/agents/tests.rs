@@ -11,7 +11,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 
 use super::runner::{RunRequest, Runner};
-use super::runs::{RunStatus, RunStore};
+use super::runs::RunStatus;
 use super::spec::{AgentSpec, ToolCalling};
 use super::state::Resolution;
 use super::tools::{ResolvedTool, ToolHost, ToolOutcome};
@@ -127,7 +127,10 @@ impl ToolHost for Tools {
             effect: effect.into(),
             schema: json!({"type": "object", "properties": {"q": {"type": "string"}}}),
         };
+        let mut remember = tool("remember_preference", "writes");
+        remember.plugin = "warden.chatbot".into();
         Ok(vec![
+            remember,
             tool("lookup", "reads"),
             tool("fail", "reads"),
             tool("slow", "reads"),
@@ -195,7 +198,7 @@ fn runner(w: &World, backend: Arc<Scripted>) -> Runner {
         Arc::new(registry),
         w.tools.clone(),
         w.governor.clone(),
-        RunStore::new(w.db.clone()),
+        w.db.clone(),
         "scripted".into(),
     )
 }
@@ -214,6 +217,7 @@ fn request(a: AgentSpec, message: &str) -> RunRequest {
         message: message.into(),
         subject: Some("tester".into()),
         channel: "test".into(),
+        id: None,
     }
 }
 
@@ -529,4 +533,113 @@ async fn runs_time_out_and_can_be_cancelled() {
     let report = task.await.unwrap().unwrap();
     assert_eq!(report.status, RunStatus::Cancelled);
     drop(rx.try_recv());
+}
+
+#[tokio::test]
+async fn memory_reaches_agents_that_use_it_and_remembered_preferences_join_it() {
+    let w = world().await;
+    let r = runner(
+        &w,
+        Scripted::new(vec![
+            Reply::Text(
+                r#"{"tool": "remember_preference", "arguments": {"key": "tone", "value": "formal"}}"#,
+            ),
+            Reply::Text(r#"{"final": "Noted."}"#),
+        ]),
+    );
+    r.memory
+        .put("tester", "language", "French", "api")
+        .await
+        .unwrap();
+    let mut a = agent(ToolCalling::Planner);
+    a.memory = true;
+    let report = r
+        .run(request(a.clone(), "please be formal"), None)
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Completed);
+    let remembered: Vec<(String, String)> = r
+        .memory
+        .list("tester")
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|m| (m.key, m.source))
+        .collect();
+    assert_eq!(
+        remembered,
+        [
+            ("language".into(), "api".into()),
+            ("tone".into(), "warden.chatbot/remember_preference".into())
+        ]
+    );
+
+    let backend = Scripted::new(vec![Reply::Text(r#"{"final": "Bonjour."}"#)]);
+    let r = runner(&w, backend.clone());
+    r.run(request(a.clone(), "hello"), None).await.unwrap();
+    let system = backend.seen.lock().unwrap()[0].messages[0]
+        .content
+        .clone()
+        .unwrap_or_default();
+    assert!(
+        system.contains("- language: French") && system.contains("- tone: formal"),
+        "{system}"
+    );
+
+    a.memory = false;
+    let backend = Scripted::new(vec![Reply::Text(r#"{"final": "Hello."}"#)]);
+    runner(&w, backend.clone())
+        .run(request(a, "hello"), None)
+        .await
+        .unwrap();
+    let system = backend.seen.lock().unwrap()[0].messages[0]
+        .content
+        .clone()
+        .unwrap_or_default();
+    assert!(!system.contains("French"));
+}
+
+#[tokio::test]
+async fn ratings_become_preference_pairs() {
+    let w = world().await;
+    let mut a = agent(ToolCalling::Planner);
+    a.tools.clear();
+    let r = runner(
+        &w,
+        Scripted::new(vec![
+            Reply::Text(r#"{"final": "Paris."}"#),
+            Reply::Text(r#"{"final": "Lyon."}"#),
+        ]),
+    );
+    let good = r
+        .run(request(a.clone(), "Capital of France?"), None)
+        .await
+        .unwrap();
+    let bad = r.run(request(a, "Capital of France?"), None).await.unwrap();
+    r.feedback
+        .add(&good.id, "tester", 1, None, None)
+        .await
+        .unwrap();
+    r.feedback
+        .add(
+            &bad.id,
+            "tester",
+            -1,
+            Some("wrong".into()),
+            Some("Paris is the capital.".into()),
+        )
+        .await
+        .unwrap();
+    let pairs = r.feedback.pairs().await.unwrap();
+    let simple: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|p| (p.chosen.as_str(), p.rejected.as_str()))
+        .collect();
+    assert_eq!(
+        simple,
+        [("Paris is the capital.", "Lyon."), ("Paris.", "Lyon.")]
+    );
+    assert!(pairs.iter().all(|p| p.prompt == "Capital of France?"));
+    assert!(super::feedback::validate(1, None, Some("x")).is_err());
+    assert!(super::feedback::validate(0, None, None).is_err());
 }

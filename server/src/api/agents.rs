@@ -162,6 +162,7 @@ pub async fn create_run(
         message: body.message,
         subject: Some(principal.name.clone()),
         channel: body.channel.unwrap_or_else(|| "api".into()),
+        id: None,
     };
     let Some(agents) = state.agents.clone() else {
         return Err(ApiError::unavailable(

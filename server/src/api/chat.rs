@@ -32,6 +32,11 @@ pub async fn completions(
     Extension(principal): Extension<Principal>,
     ApiJson(body): ApiJson<ChatCompletionRequest>,
 ) -> Result<Response, ApiError> {
+    if let Some(name) = body.model.strip_prefix("agent:") {
+        record.set_model(&body.model, body.stream);
+        let name = name.to_owned();
+        return super::agent_chat::completions(state, principal, body, &name).await;
+    }
     let backend = state
         .registry
         .get(&body.model)

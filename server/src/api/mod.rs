@@ -1,6 +1,7 @@
 //! The HTTP surface: OpenAI-compatible `/v1`, Warden's own `/api`, and the
 //! open `/healthz` and `/metrics`.
 
+mod agent_chat;
 mod agents;
 mod auth;
 mod chat;
@@ -8,6 +9,7 @@ pub mod error;
 mod governance;
 mod json;
 mod keys;
+mod memory;
 mod models;
 pub mod plugins;
 pub mod request_log;
@@ -122,7 +124,14 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/runs/{id}", get(agents::get_run))
         .route("/runs/{id}/approve", post(agents::approve))
         .route("/runs/{id}/reject", post(agents::reject))
-        .route("/runs/{id}/cancel", post(agents::cancel));
+        .route("/runs/{id}/cancel", post(agents::cancel))
+        .route("/runs/{id}/feedback", post(memory::add_feedback))
+        .route("/feedback/export", get(memory::export))
+        .route("/memory", get(memory::list).delete(memory::clear))
+        .route(
+            "/memory/{key}",
+            axum::routing::put(memory::put).delete(memory::delete_one),
+        );
     let authed = Router::new().nest("/v1", v1).nest("/api", api).route_layer(
         middleware::from_fn_with_state(state.clone(), auth::require_key),
     );

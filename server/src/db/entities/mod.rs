@@ -7,4 +7,6 @@ pub mod plugin;
 pub mod plugin_event;
 pub mod plugin_kv;
 pub mod request_log;
+pub mod run_feedback;
 pub mod run_step;
+pub mod user_memory;

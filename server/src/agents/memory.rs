@@ -1,0 +1,100 @@
+//! Per-user memory: short facts and preferences (by API key name) that
+//! agents with `memory = true` see in their system prompt. Written through
+//! `/api/memory` and by the chatbot plugin's `remember_preference` tool
+//! when an agent calls it; viewable and deletable by the user and admins.
+
+use sea_orm::sea_query::OnConflict;
+use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
+
+use crate::db::entities::user_memory;
+
+pub const MAX_KEY: usize = 64;
+pub const MAX_VALUE: usize = 1000;
+/// At most this many entries go into a prompt.
+pub const PROMPT_ENTRIES: usize = 50;
+
+/// The tool whose successful calls are mirrored into memory.
+pub const REMEMBER_TOOL: (&str, &str) = ("warden.chatbot", "remember_preference");
+
+#[derive(Clone)]
+pub struct MemoryStore {
+    db: DatabaseConnection,
+}
+
+pub fn validate(key: &str, value: &str) -> Result<(), String> {
+    if key.is_empty() || key.len() > MAX_KEY || key.chars().any(char::is_control) {
+        return Err(format!(
+            "memory keys have 1 to {MAX_KEY} printable characters"
+        ));
+    }
+    if value.is_empty() || value.len() > MAX_VALUE {
+        return Err(format!("memory values have 1 to {MAX_VALUE} bytes"));
+    }
+    Ok(())
+}
+
+impl MemoryStore {
+    pub fn new(db: DatabaseConnection) -> Self {
+        Self { db }
+    }
+
+    pub async fn list(&self, subject: &str) -> Result<Vec<user_memory::Model>, DbErr> {
+        user_memory::Entity::find()
+            .filter(user_memory::Column::Subject.eq(subject))
+            .order_by_asc(user_memory::Column::Key)
+            .all(&self.db)
+            .await
+    }
+
+    pub async fn put(
+        &self,
+        subject: &str,
+        key: &str,
+        value: &str,
+        source: &str,
+    ) -> Result<(), DbErr> {
+        user_memory::Entity::insert(user_memory::ActiveModel {
+            subject: Set(subject.to_owned()),
+            key: Set(key.to_owned()),
+            value: Set(value.to_owned()),
+            source: Set(source.to_owned()),
+            updated_at: Set(chrono::Utc::now()),
+            ..Default::default()
+        })
+        .on_conflict(
+            OnConflict::columns([user_memory::Column::Subject, user_memory::Column::Key])
+                .update_columns([
+                    user_memory::Column::Value,
+                    user_memory::Column::Source,
+                    user_memory::Column::UpdatedAt,
+                ])
+                .to_owned(),
+        )
+        .exec_without_returning(&self.db)
+        .await
+        .map(|_| ())
+    }
+
+    /// Deletes one key, or everything of the subject when `key` is `None`.
+    pub async fn delete(&self, subject: &str, key: Option<&str>) -> Result<u64, DbErr> {
+        let mut q =
+            user_memory::Entity::delete_many().filter(user_memory::Column::Subject.eq(subject));
+        if let Some(k) = key {
+            q = q.filter(user_memory::Column::Key.eq(k));
+        }
+        Ok(q.exec(&self.db).await?.rows_affected)
+    }
+
+    /// The prompt section for `subject`, if there is anything to say.
+    pub async fn prompt(&self, subject: &str) -> Result<Option<String>, DbErr> {
+        let entries = self.list(subject).await?;
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let mut s = String::from("What you know about this user (from earlier conversations):\n");
+        for e in entries.iter().take(PROMPT_ENTRIES) {
+            s.push_str(&format!("- {}: {}\n", e.key, e.value));
+        }
+        Ok(Some(s))
+    }
+}

@@ -1,0 +1,214 @@
+//! `POST /v1/chat/completions` with `model: "agent:<name>"`: the last user
+//! message runs the agent, and its answer comes back as a chat completion,
+//! so any OpenAI client can talk to agents. The run's steps are in the
+//! native API (`GET /api/runs/{id}`; the completion id is the run id).
+
+use std::convert::Infallible;
+
+use axum::Json;
+use axum::http::StatusCode;
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use futures::StreamExt;
+
+use super::AppState;
+use super::error::ApiError;
+use super::wire::{
+    ChatCompletionChunk, ChatCompletionRequest, ChatCompletionResponse, Choice, ChunkChoice, Delta,
+    ResponseMessage, WireUsage,
+};
+use crate::agents::{RunReport, RunRequest, RunStatus};
+use crate::keys::Principal;
+use crate::llm::{FinishReason, Role, Usage};
+
+pub async fn completions(
+    state: AppState,
+    principal: Principal,
+    body: ChatCompletionRequest,
+    name: &str,
+) -> Result<Response, ApiError> {
+    let model = body.model.clone();
+    let Some(agents) = state.agents.clone() else {
+        return Err(ApiError::model_not_found(&model));
+    };
+    let agent = agents
+        .catalog
+        .get(name)
+        .await
+        .map_err(|_| ApiError::model_not_found(&model))?;
+    let request = body.validate(state.limits)?;
+    let message = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)
+        .and_then(|m| m.content.clone())
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid_param("messages", "an agent needs a user message"))?;
+    let run = RunRequest {
+        agent,
+        message,
+        subject: Some(principal.name.clone()),
+        channel: "api".into(),
+        id: Some(crate::agents::runner::new_run_id()),
+    };
+    let run_id = run.id.clone().unwrap_or_default();
+    let created = chrono::Utc::now().timestamp();
+    if !body.stream {
+        let report = agents
+            .runner
+            .run(run, None)
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let answer = outcome(&report)?;
+        return Ok(Json(ChatCompletionResponse {
+            id: report.id.clone(),
+            object: "chat.completion",
+            created,
+            model,
+            choices: vec![Choice {
+                index: 0,
+                message: ResponseMessage {
+                    role: "assistant",
+                    content: Some(answer),
+                    tool_calls: Vec::new(),
+                },
+                finish_reason: FinishReason::Stop,
+                logprobs: None,
+            }],
+            usage: usage(&report).into(),
+            system_fingerprint: None,
+        })
+        .into_response());
+    }
+    let include_usage = body
+        .stream_options
+        .as_ref()
+        .is_some_and(|o| o.include_usage);
+    let events = crate::task_stream::task_stream(8, move |tx| async move {
+        let chunk =
+            |id: &str, delta: Delta, finish: Option<FinishReason>, usage: Option<WireUsage>| {
+                let choices = if usage.is_some() {
+                    Vec::new()
+                } else {
+                    vec![ChunkChoice {
+                        index: 0,
+                        delta,
+                        finish_reason: finish,
+                        logprobs: None,
+                    }]
+                };
+                let c = ChatCompletionChunk {
+                    id: id.to_owned(),
+                    object: "chat.completion.chunk",
+                    created,
+                    model: model.clone(),
+                    choices,
+                    usage,
+                };
+                Event::default().data(serde_json::to_string(&c).unwrap_or_default())
+            };
+        // The role first, so clients see the stream open while the agent works.
+        let role = Delta {
+            role: Some("assistant"),
+            content: Some(String::new()),
+            tool_calls: None,
+        };
+        if tx.send(chunk(&run_id, role, None, None)).await.is_err() {
+            return;
+        }
+        let report = match agents.runner.run(run, None).await {
+            Ok(r) => r,
+            Err(e) => {
+                let _ = tx
+                    .send(
+                        Event::default().data(ApiError::internal(e.to_string()).body().to_string()),
+                    )
+                    .await;
+                return;
+            }
+        };
+        let answer = match outcome(&report) {
+            Ok(a) => a,
+            Err(e) => {
+                let _ = tx.send(Event::default().data(e.body().to_string())).await;
+                return;
+            }
+        };
+        // The answer is only known whole (it is inside the planner's JSON):
+        // it is sent in word-sized pieces as it is released.
+        for piece in answer.split_inclusive(' ') {
+            let d = Delta {
+                content: Some(piece.to_owned()),
+                ..Delta::default()
+            };
+            if tx.send(chunk(&report.id, d, None, None)).await.is_err() {
+                return;
+            }
+        }
+        if tx
+            .send(chunk(
+                &report.id,
+                Delta::default(),
+                Some(FinishReason::Stop),
+                None,
+            ))
+            .await
+            .is_err()
+        {
+            return;
+        }
+        if include_usage {
+            let _ = tx
+                .send(chunk(
+                    &report.id,
+                    Delta::default(),
+                    None,
+                    Some(usage(&report).into()),
+                ))
+                .await;
+        }
+        let _ = tx.send(Event::default().data("[DONE]")).await;
+    });
+    Ok(Sse::new(events.map(Ok::<_, Infallible>))
+        .keep_alive(KeepAlive::default())
+        .into_response())
+}
+
+/// The answer, or the error an OpenAI client should see.
+fn outcome(report: &RunReport) -> Result<String, ApiError> {
+    let why = report.error.as_deref().unwrap_or("no answer");
+    match report.status {
+        RunStatus::Completed => Ok(report.answer.clone().unwrap_or_default()),
+        RunStatus::Blocked => Err(ApiError::bad_request(format!("{why} (run {})", report.id))
+            .with_code("content_policy_violation")),
+        RunStatus::AwaitingApproval => Err(ApiError::new(
+            StatusCode::ACCEPTED,
+            "approval_required",
+            format!(
+                "run {} is waiting for approval: {why}; approve it with POST /api/runs/{}/approve",
+                report.id, report.id
+            ),
+        )
+        .with_code("approval_required")),
+        _ => Err(ApiError::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "agent_error",
+            format!(
+                "the agent run {} ended {}: {why}",
+                report.id,
+                report.status.as_str()
+            ),
+        )
+        .with_code("agent_run_failed")),
+    }
+}
+
+fn usage(report: &RunReport) -> Usage {
+    let mut u = Usage::default();
+    for s in report.steps.iter().filter(|s| s.kind == "model") {
+        u.prompt_tokens += s.detail["prompt_tokens"].as_u64().unwrap_or(0) as u32;
+        u.completion_tokens += s.detail["completion_tokens"].as_u64().unwrap_or(0) as u32;
+    }
+    u
+}
