@@ -8,7 +8,10 @@
 //! - `leak-image` → text holding a markdown image on a remote host;
 //! - `say-blocked` → text holding the word `forbidden-topic`;
 //! - `call-tool` → a tool call `send_email` whose arguments hold a GitHub token;
-//! - anything else → the message itself (an echo).
+//! - a message starting `Result of `, `The call to ` or `The tool ` (what an
+//!   agent run feeds back after a tool call) → `{"final": "Done: <message>"}`;
+//! - anything else → the message itself (an echo), which lets a test play
+//!   an agent's planner by sending the step it wants as the message.
 //!
 //! Streams send the text three bytes per chunk, so anything sensitive is
 //! split across chunks.
@@ -85,6 +88,10 @@ fn reply_for(last_user: &str) -> (String, Option<Value>) {
                 }
             }])),
         ),
+        other if ["Result of ", "The call to ", "The tool "].iter().any(|p| other.starts_with(p)) => {
+            let first_line = other.lines().next().unwrap_or_default();
+            (json!({"final": format!("Done: {first_line}")}).to_string(), None)
+        }
         other => (other.to_owned(), None),
     }
 }

@@ -2,6 +2,7 @@
 //! wasm plugins, real SQLite and PostgreSQL databases, driven by real
 //! OpenAI clients.
 
+mod agents;
 mod api_bad_input;
 mod api_chat;
 mod governance_audit;

@@ -49,6 +49,7 @@ pub fn add(_: &Context, a: AddArgs) -> Result<Entry, ToolError> {
 #[serde(deny_unknown_fields)]
 pub struct AnswerArgs {
     /// The customer's question.
+    #[schemars(length(min = 1, max = 500))]
     question: String,
     /// At most this many entries (default 3).
     limit: Option<u32>,

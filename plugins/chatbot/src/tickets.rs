@@ -47,7 +47,9 @@ pub struct Ticket {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct CreateArgs {
+    #[schemars(length(min = 1, max = 200))]
     subject: String,
+    #[schemars(length(min = 1, max = 5000))]
     description: String,
     /// Default: normal.
     priority: Option<Priority>,
@@ -86,6 +88,7 @@ pub fn create(ctx: &Context, a: CreateArgs) -> Result<Ticket, ToolError> {
 #[serde(deny_unknown_fields)]
 pub struct IdArgs {
     /// e.g. "T-12"
+    #[schemars(pattern(r"^T-[0-9]{1,9}$"))]
     id: String,
 }
 
@@ -149,6 +152,7 @@ fn id_number(id: &str) -> u64 {
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateArgs {
+    #[schemars(pattern(r"^T-[0-9]{1,9}$"))]
     id: String,
     status: Option<Status>,
     priority: Option<Priority>,

@@ -10,6 +10,7 @@ use crate::store::{Document, load_all};
 #[serde(deny_unknown_fields)]
 pub struct SearchArgs {
     /// Words to look for; documents matching more of them rank higher.
+    #[schemars(length(min = 1, max = 200))]
     query: String,
     /// At most this many results (default 5).
     limit: Option<u32>,

@@ -43,19 +43,25 @@ impl From<&Document> for Summary {
 #[serde(deny_unknown_fields)]
 pub struct CreateArgs {
     /// A short title.
+    #[schemars(length(min = 1, max = 200))]
     title: String,
     /// The document body in Markdown.
+    #[schemars(length(min = 1, max = 20000))]
     content: String,
     /// Optional labels for filtering.
     #[serde(default)]
+    #[schemars(length(max = 10))]
     tags: Vec<String>,
 }
 
 #[derive(Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateArgs {
+    #[schemars(pattern(r"^doc-[0-9]{1,9}$"))]
     id: String,
+    #[schemars(length(min = 1, max = 200))]
     title: Option<String>,
+    #[schemars(length(min = 1, max = 20000))]
     content: Option<String>,
     tags: Option<Vec<String>>,
 }
@@ -64,6 +70,7 @@ pub struct UpdateArgs {
 #[serde(deny_unknown_fields)]
 pub struct IdArgs {
     /// The id returned by create_document, e.g. "doc-3".
+    #[schemars(pattern(r"^doc-[0-9]{1,9}$"))]
     id: String,
 }
 
@@ -71,6 +78,7 @@ pub struct IdArgs {
 #[serde(deny_unknown_fields)]
 pub struct ListArgs {
     /// Only documents carrying this tag.
+    #[schemars(length(min = 1, max = 40))]
     tag: Option<String>,
     /// At most this many (default 50).
     limit: Option<u32>,

@@ -3,8 +3,10 @@
 //! `/api/memory` and by the chatbot plugin's `remember_preference` tool
 //! when an agent calls it; viewable and deletable by the user and admins.
 
-use sea_orm::sea_query::OnConflict;
-use sea_orm::{ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder, Set};
+use sea_orm::{
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
+    Set, TransactionTrait,
+};
 
 use crate::db::entities::user_memory;
 
@@ -53,26 +55,35 @@ impl MemoryStore {
         value: &str,
         source: &str,
     ) -> Result<(), DbErr> {
-        user_memory::Entity::insert(user_memory::ActiveModel {
-            subject: Set(subject.to_owned()),
-            key: Set(key.to_owned()),
-            value: Set(value.to_owned()),
-            source: Set(source.to_owned()),
-            updated_at: Set(chrono::Utc::now()),
-            ..Default::default()
-        })
-        .on_conflict(
-            OnConflict::columns([user_memory::Column::Subject, user_memory::Column::Key])
-                .update_columns([
-                    user_memory::Column::Value,
-                    user_memory::Column::Source,
-                    user_memory::Column::UpdatedAt,
-                ])
-                .to_owned(),
-        )
-        .exec_without_returning(&self.db)
-        .await
-        .map(|_| ())
+        let txn = self.db.begin().await?;
+        let existing = user_memory::Entity::find()
+            .filter(user_memory::Column::Subject.eq(subject))
+            .filter(user_memory::Column::Key.eq(key))
+            .one(&txn)
+            .await?;
+        let now = chrono::Utc::now();
+        match existing {
+            Some(row) => {
+                let mut row: user_memory::ActiveModel = row.into();
+                row.value = Set(value.to_owned());
+                row.source = Set(source.to_owned());
+                row.updated_at = Set(now);
+                row.update(&txn).await?;
+            }
+            None => {
+                user_memory::ActiveModel {
+                    subject: Set(subject.to_owned()),
+                    key: Set(key.to_owned()),
+                    value: Set(value.to_owned()),
+                    source: Set(source.to_owned()),
+                    updated_at: Set(now),
+                    ..Default::default()
+                }
+                .insert(&txn)
+                .await?;
+            }
+        }
+        txn.commit().await
     }
 
     /// Deletes one key, or everything of the subject when `key` is `None`.

@@ -14,8 +14,18 @@ pub struct Offer {
     pub schema: Value,
 }
 
-/// Longest string the planner lets the model write in one field.
-pub const MAX_STRING: u64 = 2000;
+/// Longest string the planner lets the model write in a field whose schema
+/// sets no bound (a tool wanting more says so with `maxLength`). Small
+/// models can loop inside a string; this ends the loop early.
+pub const MAX_STRING: u64 = 200;
+/// Longest string (argument or answer) for a step allowed `max_tokens`
+/// tokens: short enough that the JSON closes within the budget whatever
+/// the text (a token holds at least one character), so a model that loops
+/// inside a string still produces a step that parses. Tools that take
+/// longer text need agents with a larger `max_tokens`.
+pub fn max_answer(max_tokens: u32) -> u64 {
+    u64::from(max_tokens).saturating_sub(16).max(32)
+}
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -26,12 +36,12 @@ pub enum Step {
 /// The JSON Schema every planner step must satisfy. Each tool's `$defs`
 /// move to the root (renamed `<tool>__<name>`, references rewritten), since
 /// references resolve from the root of the combined schema.
-pub fn step_schema(offers: &[Offer], allow_final: bool) -> Value {
+pub fn step_schema(offers: &[Offer], allow_final: bool, budget: u64) -> Value {
     let mut defs = serde_json::Map::new();
     let mut variants: Vec<Value> = offers
         .iter()
         .map(|o| {
-            let mut args = bound(crate::llm::close_schema(o.schema.clone()));
+            let mut args = bound(crate::llm::close_schema(o.schema.clone()), budget);
             hoist_defs(&o.name, &mut args, &mut defs);
             json!({
                 "type": "object",
@@ -47,7 +57,7 @@ pub fn step_schema(offers: &[Offer], allow_final: bool) -> Value {
     if allow_final || variants.is_empty() {
         variants.push(json!({
             "type": "object",
-            "properties": {"final": {"type": "string", "maxLength": MAX_STRING}},
+            "properties": {"final": {"type": "string", "maxLength": budget}},
             "required": ["final"],
             "additionalProperties": false,
         }));
@@ -98,22 +108,29 @@ fn hoist_defs(tool: &str, schema: &mut Value, into: &mut serde_json::Map<String,
 }
 
 /// Gives every string without a bound a `maxLength`.
-fn bound(mut schema: Value) -> Value {
-    fn walk(v: &mut Value) {
+/// Also lowers bounds above `budget`: a string longer than the step's
+/// token budget cannot close anyway, and the bound is what ends a loop.
+fn bound(mut schema: Value, budget: u64) -> Value {
+    fn walk(v: &mut Value, budget: u64) {
         match v {
             Value::Object(map) => {
-                if map.get("type") == Some(&json!("string")) && !map.contains_key("maxLength") {
-                    map.insert("maxLength".into(), json!(MAX_STRING));
+                if map.get("type") == Some(&json!("string")) {
+                    let max = map
+                        .get("maxLength")
+                        .and_then(Value::as_u64)
+                        .unwrap_or(MAX_STRING)
+                        .min(budget);
+                    map.insert("maxLength".into(), json!(max));
                 }
                 for (_, child) in map.iter_mut() {
-                    walk(child);
+                    walk(child, budget);
                 }
             }
-            Value::Array(items) => items.iter_mut().for_each(walk),
+            Value::Array(items) => items.iter_mut().for_each(|c| walk(c, budget)),
             _ => {}
         }
     }
-    walk(&mut schema);
+    walk(&mut schema, budget);
     schema
 }
 
@@ -179,7 +196,7 @@ mod tests {
 
     #[test]
     fn the_step_schema_is_closed_and_bounded() {
-        let s = step_schema(&offers(), true);
+        let s = step_schema(&offers(), true, 500);
         let call = &s["anyOf"][0];
         assert_eq!(call["additionalProperties"], json!(false));
         assert_eq!(
@@ -192,8 +209,9 @@ mod tests {
         );
         assert_eq!(
             s["anyOf"][1]["properties"]["final"]["maxLength"],
-            json!(MAX_STRING)
+            json!(500)
         );
+        assert_eq!(max_answer(256), 240);
     }
 
     #[test]
@@ -207,7 +225,7 @@ mod tests {
                 "$defs": {"Priority": {"type": "string", "enum": ["low", "high"]}}
             }),
         };
-        let s = step_schema(&[o], true);
+        let s = step_schema(&[o], true, 500);
         assert_eq!(
             s["$defs"]["create_ticket__Priority"]["enum"],
             json!(["low", "high"])

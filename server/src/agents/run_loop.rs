@@ -162,6 +162,7 @@ impl Run<'_> {
         messages.push(ChatMessage::new(Role::User, message));
         Ok(Ok(LoopState {
             messages: messages.iter().map(SavedMessage::from).collect(),
+            question: message.to_owned(),
             ..LoopState::default()
         }))
     }
@@ -300,20 +301,23 @@ impl Run<'_> {
             // instead of answering; a repeat is not run again, and the next
             // step may only answer.
             let repeats = steps.iter().any(|s| match s {
-                Step::Call { tool, arguments } => state
-                    .done_calls
-                    .iter()
-                    .any(|(t, a)| t == tool && a == arguments),
+                Step::Call { tool, arguments } => {
+                    let arguments = essential(arguments);
+                    state
+                        .done_calls
+                        .iter()
+                        .any(|(t, a)| t == tool && essential(a) == arguments)
+                }
                 Step::Final(_) => false,
             });
             if repeats {
                 self.record("repeat", json!({"note": "the model repeated a call it had already made; asking for the answer"}), 0.0, None).await?;
                 push(&mut state, Role::Assistant, text);
-                push(
-                    &mut state,
-                    Role::User,
-                    "You already made that call and have its result above. Now answer the user with {\"final\": ...}.".into(),
+                let nudge = format!(
+                    "You already made that call; its result is above. The user asked: {}\nAnswer from that result with {{\"final\": ...}}.",
+                    state.question
                 );
+                push(&mut state, Role::User, nudge);
                 state.answer_only = true;
                 continue;
             }
@@ -389,7 +393,11 @@ impl Run<'_> {
             ToolCalling::Planner => {
                 r.response_format = ResponseFormat::JsonSchema {
                     name: "agent_step".into(),
-                    schema: planner::step_schema(&offers(tools), allow_final),
+                    schema: planner::step_schema(
+                        &offers(tools),
+                        allow_final,
+                        planner::max_answer(self.agent.max_tokens),
+                    ),
                 };
             }
             ToolCalling::Native => {
@@ -618,6 +626,31 @@ impl Run<'_> {
                 }
             }
         }
+    }
+}
+
+/// Arguments without their empty values (`null`, `""`, `[]`, `{}`), so a
+/// call repeated with an explicit default counts as the same call.
+fn essential(v: &Value) -> Value {
+    match v {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(k, v)| (k.clone(), essential(v)))
+                .filter(|(_, v)| !is_empty(v))
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(essential).collect()),
+        other => other.clone(),
+    }
+}
+
+fn is_empty(v: &Value) -> bool {
+    match v {
+        Value::Null => true,
+        Value::String(s) => s.is_empty(),
+        Value::Array(a) => a.is_empty(),
+        Value::Object(o) => o.is_empty(),
+        _ => false,
     }
 }
 

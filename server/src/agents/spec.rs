@@ -155,21 +155,20 @@ impl AgentSpec {
                         r#"{"tool": "create_document", "arguments": {"title": "Budget", "content": "Travel is capped at 2000 EUR."}}"#,
                     ),
                     ex(
-                        "What do my documents say about travel?",
-                        r#"{"tool": "search_documents", "arguments": {"query": "travel"}}"#,
+                        "What do my notes say about the hiring freeze?",
+                        r#"{"tool": "search_documents", "arguments": {"query": "hiring freeze"}}"#,
                     ),
                 ],
                 ..base(
                     "document-assistant",
-                    "Writes, finds and summarises documents.",
-                    "You are a document assistant. Use the tools to create, search and read documents. \
-                 Answer briefly, using only what the tools returned.",
+                    "Writes and finds documents, and answers from them.",
+                    "You are a document assistant. To answer questions, call search_documents with the \
+                     key words of the question, then answer from the results. To save something, call \
+                     create_document.",
                     &[
                         "warden.document/create_document",
                         "warden.document/search_documents",
                         "warden.document/get_document",
-                        "warden.document/list_documents",
-                        "warden.document/summarize",
                     ],
                 )
             },

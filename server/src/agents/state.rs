@@ -10,6 +10,10 @@ use crate::llm::{ChatMessage, Role, ToolCall};
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct LoopState {
     pub messages: Vec<SavedMessage>,
+    /// The user's message (after the input check), restated when the model
+    /// is pressed for an answer.
+    #[serde(default)]
+    pub question: String,
     /// Calls already made, so repeats are caught.
     pub done_calls: Vec<(String, Value)>,
     /// Model calls made so far (counted against `max_steps`).

@@ -299,7 +299,8 @@ async fn a_repeated_call_is_not_run_twice_and_the_model_is_asked_to_answer() {
     let w = world().await;
     let backend = Scripted::new(vec![
         Reply::Text(r#"{"tool": "lookup", "arguments": {"q": "a"}}"#),
-        Reply::Text(r#"{"tool": "lookup", "arguments": {"q": "a"}}"#),
+        // The same call, with an explicit empty value: still a repeat.
+        Reply::Text(r#"{"tool": "lookup", "arguments": {"q": "a", "tags": []}}"#),
         Reply::Text(r#"{"final": "found a"}"#),
     ]);
     let report = runner(&w, backend.clone())
