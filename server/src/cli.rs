@@ -43,7 +43,7 @@ pub enum Command {
     /// The audit log: verify the hash chain, export records.
     #[command(subcommand)]
     Audit(crate::governance_cli::AuditCommand),
-    /// Benchmarks: `chat` (any OpenAI-compatible server), `plugins`, `governance`.
+    /// Benchmarks: `chat` (any OpenAI-compatible server), `plugins`, `governance`, `agents`.
     #[command(subcommand)]
     Bench(BenchCommand),
 }
@@ -56,6 +56,8 @@ pub enum BenchCommand {
     Plugins(crate::bench_plugins::PluginBenchArgs),
     /// Measure policy evaluation latency and audit write throughput.
     Governance(crate::bench_governance::GovernanceBenchArgs),
+    /// Measure agent overhead per step (and, with --e2e, the document scenario).
+    Agents(crate::bench_agents::AgentBenchArgs),
 }
 
 #[derive(Subcommand)]
@@ -122,6 +124,9 @@ pub fn run() -> anyhow::Result<()> {
         Command::Agent(cmd) => runtime()?.block_on(crate::agent_cli::run(config, cmd)),
         Command::Policy(cmd) => runtime()?.block_on(crate::governance_cli::policy(config, cmd)),
         Command::Audit(cmd) => runtime()?.block_on(crate::governance_cli::audit(config, cmd)),
+        Command::Bench(BenchCommand::Agents(args)) => {
+            runtime()?.block_on(crate::bench_agents::run(config, args))
+        }
         Command::Bench(BenchCommand::Governance(args)) => {
             runtime()?.block_on(crate::bench_governance::run(config, args))
         }

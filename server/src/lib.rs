@@ -4,6 +4,7 @@ pub mod agent_cli;
 pub mod agents;
 pub mod api;
 pub mod bench;
+pub mod bench_agents;
 pub mod bench_governance;
 pub mod bench_plugins;
 pub mod cli;

@@ -1,0 +1,266 @@
+//! `warden bench agents`: what the agent runtime costs besides the model.
+//!
+//! Overhead: runs of the document assistant against a scripted, instant
+//! backend (a test double answering a `create_document` call, then a
+//! final answer) with the real document plugin (sandboxed), the shipped
+//! policies and a real SQLite database: each run is two model calls, one
+//! tool call, six audited policy decisions and the run's rows. The time per
+//! run, divided by its model calls, is the overhead per step.
+//!
+//! End to end (`--e2e`): the document scenario with the embedded model:
+//! save a note, then ask about it; model time and the rest reported apart.
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use anyhow::Context;
+use clap::Args;
+use serde_json::{Value, json};
+
+use crate::agents::tools::{ResolvedTool, ToolHost, ToolOutcome};
+use crate::agents::{AgentSpec, RunRequest, RunStatus, Runner};
+use crate::config::Config;
+use crate::governance::Governor;
+use crate::governance::audit::AuditLog;
+use crate::governance::bundle::Bundle;
+use crate::governance::store::PolicyStore;
+use crate::llm::{
+    Backend, ChatOutput, ChatRequest, EventStream, FinishReason, LlmError, ModelRegistry, Usage,
+};
+use crate::plugins::kv_store::KvStore;
+use crate::plugins::{CallRequest, HostServices, LoadedPlugin, standalone};
+
+#[derive(Args)]
+pub struct AgentBenchArgs {
+    /// The built document plugin directory.
+    #[arg(long, default_value = "plugins/dist/document")]
+    pub document: PathBuf,
+    /// Runs measured (after 10 warm-up runs).
+    #[arg(long, default_value_t = 200)]
+    pub runs: usize,
+    /// Also run the document scenario with the embedded model.
+    #[arg(long)]
+    pub e2e: bool,
+}
+
+pub async fn run(config: Config, args: AgentBenchArgs) -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let url = format!(
+        "sqlite://{}?mode=rwc",
+        dir.path().join("bench.db").display()
+    );
+    let db = crate::db::connect(&url).await?;
+    let services = HostServices {
+        kv: KvStore::new(db.clone()),
+        llm: None,
+    };
+    let plugin = standalone::load(
+        &args.document,
+        None,
+        &config.plugins,
+        true,
+        None,
+        services.clone(),
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "loading {} (run `make plugins` first)",
+            args.document.display()
+        )
+    })?;
+    let tools: Arc<dyn ToolHost> = Arc::new(OneFixedPlugin(Arc::new(plugin.plugin)));
+    let (audit, _writer) = AuditLog::spawn(db.clone());
+    let store = Arc::new(PolicyStore::fixed(
+        Bundle::defaults().map_err(|e| anyhow::anyhow!("{e}"))?,
+    ));
+    let governor = Arc::new(Governor::new(store, audit, None));
+    let agent = AgentSpec::defaults().remove(0);
+
+    let backend = Arc::new(InstantModel::default());
+    let mut registry = ModelRegistry::default();
+    registry.insert(backend.clone());
+    let runner = Runner::new(
+        Arc::new(registry),
+        tools.clone(),
+        governor.clone(),
+        db.clone(),
+        "scripted".into(),
+    );
+    let mut samples = Vec::new();
+    let mut model_calls = 0usize;
+    for i in 0..args.runs + 10 {
+        backend.script(i);
+        let t = Instant::now();
+        let report = runner
+            .run(
+                request(&agent, "Save a note titled 'Bench' saying 'Numbers.'"),
+                None,
+            )
+            .await?;
+        let elapsed = t.elapsed();
+        anyhow::ensure!(
+            report.status == RunStatus::Completed,
+            "bench run ended {:?}",
+            report.status
+        );
+        if i >= 10 {
+            samples.push(elapsed.as_secs_f64() * 1000.0);
+            model_calls += report.steps.iter().filter(|s| s.kind == "model").count();
+        }
+    }
+    samples.sort_by(f64::total_cmp);
+    let p = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
+    let steps_per_run = model_calls as f64 / args.runs as f64;
+    println!(
+        "agent overhead (scripted instant model, real document plugin, shipped policies, SQLite)"
+    );
+    println!(
+        "  per run ({steps_per_run:.0} model calls, 1 tool call): p50 {:.2} ms, p99 {:.2} ms",
+        p(0.5),
+        p(0.99)
+    );
+    println!("  per step: p50 {:.2} ms", p(0.5) / steps_per_run);
+
+    if args.e2e {
+        let registry = Arc::new(ModelRegistry::from_config(&config).await?);
+        let default_model = config
+            .effective_models()
+            .first()
+            .map(|m| m.id().to_owned())
+            .unwrap_or_default();
+        let runner = Runner::new(registry, tools, governor, db, default_model);
+        println!("document scenario with the embedded model");
+        for message in [
+            "Save a note titled 'Q3 plan' saying 'Ship the audit log by Friday.'",
+            "What do my notes say about the audit log?",
+        ] {
+            let t = Instant::now();
+            let report = runner.run(request(&agent, message), None).await?;
+            let total = t.elapsed().as_secs_f64();
+            let model: f64 = report
+                .steps
+                .iter()
+                .filter(|s| s.kind == "model")
+                .map(|s| s.duration_ms)
+                .sum::<f64>()
+                / 1000.0;
+            let steps = report.steps.iter().filter(|s| s.kind == "model").count();
+            println!(
+                "  {message:?}: {:?}, {total:.2} s total, {model:.2} s in the model, {:.1} ms other, {steps} model calls; answer {:?}",
+                report.status,
+                (total - model) * 1000.0,
+                report.answer.unwrap_or_default()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn request(agent: &AgentSpec, message: &str) -> RunRequest {
+    RunRequest {
+        agent: agent.clone(),
+        message: message.into(),
+        subject: Some("bench".into()),
+        channel: "bench".into(),
+        id: None,
+    }
+}
+
+/// A model that answers at once: a `create_document` call, then a final
+/// answer.
+#[derive(Default)]
+struct InstantModel {
+    script: Mutex<VecDeque<String>>,
+}
+
+impl InstantModel {
+    fn script(&self, i: usize) {
+        let mut s = self.script.lock().unwrap_or_else(|e| e.into_inner());
+        s.clear();
+        s.push_back(json!({"tool": "create_document", "arguments": {"title": format!("Bench {i}"), "content": "Numbers."}}).to_string());
+        s.push_back(json!({"final": "Saved."}).to_string());
+    }
+}
+
+#[async_trait::async_trait]
+impl Backend for InstantModel {
+    fn model_id(&self) -> &str {
+        "scripted"
+    }
+
+    fn owned_by(&self) -> &str {
+        "bench"
+    }
+
+    async fn chat(&self, _: ChatRequest) -> Result<ChatOutput, LlmError> {
+        let text = self
+            .script
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()
+            .ok_or_else(|| LlmError::Engine("script exhausted".into()))?;
+        Ok(ChatOutput {
+            content: Some(text),
+            tool_calls: Vec::new(),
+            finish_reason: FinishReason::Stop,
+            usage: Usage::default(),
+        })
+    }
+
+    async fn chat_stream(&self, _: ChatRequest) -> Result<EventStream, LlmError> {
+        Err(LlmError::InvalidRequest("not used".into()))
+    }
+}
+
+/// The document plugin as the agent's only tool source.
+struct OneFixedPlugin(Arc<LoadedPlugin>);
+
+#[async_trait::async_trait]
+impl ToolHost for OneFixedPlugin {
+    async fn resolve(&self, patterns: &[String]) -> Result<Vec<ResolvedTool>, String> {
+        let p = &self.0;
+        Ok(p.tools
+            .iter()
+            .filter(|t| {
+                patterns
+                    .iter()
+                    .any(|pat| pat.ends_with(&format!("/{}", t.name)) || pat.ends_with("/*"))
+            })
+            .map(|t| ResolvedTool {
+                plugin: p.id().to_owned(),
+                plugin_version: p.manifest.version.clone(),
+                name: t.name.clone(),
+                description: t.description.clone(),
+                effect: t.effect.as_str().to_owned(),
+                schema: t.arguments_schema.clone(),
+            })
+            .collect())
+    }
+
+    async fn call(
+        &self,
+        tool: &ResolvedTool,
+        arguments: &Value,
+        user: Option<&str>,
+        run_id: &str,
+    ) -> ToolOutcome {
+        let outcome = self
+            .0
+            .call(
+                &tool.name,
+                &arguments.to_string(),
+                &CallRequest {
+                    user: user.map(str::to_owned),
+                    conversation: Some(run_id.to_owned()),
+                },
+            )
+            .await;
+        ToolOutcome {
+            result: outcome.result.map_err(|e| format!("{}: {e}", e.code())),
+            elapsed: outcome.elapsed,
+        }
+    }
+}
