@@ -201,10 +201,12 @@ impl Run<'_> {
                     arguments: arguments.clone(),
                 })
                 .collect();
-            let replies = match self
-                .call_tools(tools, &steps, Some((&pending.waiting, &resolution)))
-                .await?
-            {
+            // Every decision taken on this step so far, this one included:
+            // a step with two calls needing approval pauses twice, and the
+            // first decision must hold when the second comes.
+            let mut decisions = pending.decided.clone();
+            decisions.push((pending.waiting.clone(), resolution));
+            let replies = match self.call_tools(tools, &steps, &decisions).await? {
                 Ok(r) => r,
                 // Another call of the same step needs its own approval.
                 Err(End::Paused(next, message)) => {
@@ -214,6 +216,7 @@ impl Run<'_> {
                     state.pending = Some(PendingStep {
                         message: message.clone(),
                         waiting,
+                        decided: decisions,
                         ..pending
                     });
                     return Ok(End::Paused(Box::new(state), message));
@@ -321,7 +324,7 @@ impl Run<'_> {
                 state.answer_only = true;
                 continue;
             }
-            match self.call_tools(tools, &steps, None).await? {
+            match self.call_tools(tools, &steps, &[]).await? {
                 Ok(replies) => {
                     for s in &steps {
                         if let Step::Call { tool, arguments } = s {
@@ -351,6 +354,7 @@ impl Run<'_> {
                             .collect(),
                         waiting,
                         message: message.clone(),
+                        decided: Vec::new(),
                     });
                     return Ok(End::Paused(Box::new(state), message));
                 }
@@ -442,7 +446,7 @@ impl Run<'_> {
         &mut self,
         tools: &[ResolvedTool],
         steps: &[Step],
-        decided: Option<(&(String, Value), &Resolution)>,
+        decided: &[((String, Value), Resolution)],
     ) -> Step2<Vec<String>> {
         let mut approved = Vec::new();
         let mut replies: Vec<Option<String>> = Vec::new();
@@ -478,7 +482,8 @@ impl Run<'_> {
             }
             let this_call = (tool.clone(), arguments.clone());
             let resolution = decided
-                .filter(|(call, _)| **call == this_call)
+                .iter()
+                .find(|(call, _)| *call == this_call)
                 .map(|(_, r)| r);
             if let Some(r) = resolution.filter(|r| !r.approved) {
                 replies.push(Some(format!(
@@ -514,6 +519,7 @@ impl Run<'_> {
                             calls: Vec::new(),
                             waiting: this_call,
                             message: String::new(),
+                            decided: Vec::new(),
                         }),
                         ..LoopState::default()
                     };

@@ -37,6 +37,9 @@ pub struct PendingStep {
     pub waiting: (String, Value),
     /// The policy message shown to approvers.
     pub message: String,
+    /// Decisions already taken on other calls of this step.
+    #[serde(default)]
+    pub decided: Vec<((String, Value), Resolution)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -72,7 +75,7 @@ impl From<&SavedMessage> for ChatMessage {
 }
 
 /// An approver's answer to a paused step.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Resolution {
     pub approved: bool,
     pub by: String,

@@ -644,3 +644,40 @@ async fn ratings_become_preference_pairs() {
     assert!(super::feedback::validate(1, None, Some("x")).is_err());
     assert!(super::feedback::validate(0, None, None).is_err());
 }
+
+#[tokio::test]
+async fn two_calls_needing_approval_in_one_step_are_decided_one_after_the_other() {
+    let w = world().await;
+    let backend = Scripted::new(vec![Reply::Calls(vec![
+        ("send", r#"{"q": "one"}"#),
+        ("send", r#"{"q": "two"}"#),
+    ])]);
+    let a = agent(ToolCalling::Native);
+    let first = runner(&w, backend)
+        .run(request(a.clone(), "send both"), None)
+        .await
+        .unwrap();
+    assert_eq!(first.status, RunStatus::AwaitingApproval);
+    let approve = Resolution {
+        approved: true,
+        by: "boss".into(),
+        reason: None,
+    };
+    let r = runner(&w, Scripted::new(vec![Reply::Text("Both sent.")]));
+    let second = r
+        .resume(&first.id, &a, approve.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(
+        second.status,
+        RunStatus::AwaitingApproval,
+        "the second call waits"
+    );
+    assert!(
+        w.tools.calls.lock().unwrap().is_empty(),
+        "nothing runs until both are decided"
+    );
+    let done = r.resume(&first.id, &a, approve, None).await.unwrap();
+    assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    assert_eq!(w.tools.calls.lock().unwrap().len(), 2);
+}
