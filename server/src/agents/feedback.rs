@@ -21,6 +21,9 @@ pub struct PreferencePair {
     pub rejected_from: String,
 }
 
+/// Good and bad answers (run id, answer) to one (agent, input).
+type Rated = (Vec<(String, String)>, Vec<(String, String)>);
+
 #[derive(Clone)]
 pub struct FeedbackStore {
     db: DatabaseConnection,
@@ -82,10 +85,7 @@ impl FeedbackStore {
             .collect();
         let mut out = Vec::new();
         // (agent, input) -> (good answers, bad answers), by run id.
-        let mut by_prompt: BTreeMap<
-            (String, String),
-            (Vec<(String, String)>, Vec<(String, String)>),
-        > = BTreeMap::new();
+        let mut by_prompt: BTreeMap<(String, String), Rated> = BTreeMap::new();
         for f in &feedback {
             let Some(run) = runs.get(&f.run_id) else {
                 continue;

@@ -378,7 +378,7 @@ async fn policies_redact_tool_results_and_block_tool_calls_before_the_model_or_t
         "{after_block}"
     );
     // A token the model wrote is redacted at llm_output, so the tool never gets it.
-    let calls = w.tools.calls.lock().unwrap();
+    let calls = w.tools.calls.lock().unwrap().clone();
     assert_eq!(calls.len(), 2, "the blocked call never ran: {calls:?}");
     assert_eq!(calls[1].1, json!({"q": "[REDACTED:github_token]"}));
     let policy_steps: Vec<_> = report.steps.iter().filter(|s| s.kind == "policy").collect();
