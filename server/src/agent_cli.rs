@@ -52,6 +52,7 @@ pub async fn run(config: Config, cmd: AgentCommand) -> anyhow::Result<()> {
                         subject: Some("cli".into()),
                         channel: "cli".into(),
                         id: None,
+                        history: Vec::new(),
                     },
                     Some(tx),
                 )

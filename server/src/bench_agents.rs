@@ -166,6 +166,7 @@ fn request(agent: &AgentSpec, message: &str) -> RunRequest {
         subject: Some("bench".into()),
         channel: "bench".into(),
         id: None,
+        history: Vec::new(),
     }
 }
 

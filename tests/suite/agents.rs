@@ -561,3 +561,61 @@ async fn agent_definitions_are_checked() {
     let (s, _) = api(&server, Method::DELETE, "/agents/support-bot", &key, None).await;
     assert_eq!(s, 409);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_agent_cli_prints_steps_and_the_answer() {
+    let up = Upstream::start().await;
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("warden.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "{}\n[[agents]]\nname = \"echo\"\nsystem_prompt = \"Answer the user.\"\n",
+            up.model_config()
+        ),
+    )
+    .unwrap();
+    let run_cli = |args: Vec<&'static str>| {
+        let config = config.clone();
+        let dir = data.path().to_owned();
+        tokio::task::spawn_blocking(move || {
+            std::process::Command::new(warden_tests::warden_bin())
+                .arg("--config")
+                .arg(config)
+                .args(args)
+                .env("WARDEN_DATA_DIR", dir)
+                .env("WARDEN_LOG", "error")
+                .env_remove("DATABASE_URL")
+                .env_remove("WARDEN_DATABASE_URL")
+                .output()
+                .unwrap()
+        })
+    };
+    // The scripted model echoes the message, so the message is the step.
+    let out = run_cli(vec![
+        "agent",
+        "run",
+        "echo",
+        r#"{"final": "Hello from the CLI."}"#,
+    ])
+    .await
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "Hello from the CLI.\n"
+    );
+    assert!(
+        stderr.contains("] model") && stderr.contains("] answer: Hello from the CLI."),
+        "{stderr}"
+    );
+    let out = run_cli(vec!["agent", "run", "nobody", "hi"]).await.unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no agent named \"nobody\""));
+    let out = run_cli(vec!["agent", "list"]).await.unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).starts_with("echo"),
+        "{out:?}"
+    );
+}

@@ -124,7 +124,14 @@ impl Run<'_> {
     }
 
     /// The start of a run: the input check and the opening messages.
-    pub async fn open(&mut self, tools: &[ResolvedTool], message: &str) -> Step2<LoopState> {
+    /// `history` is earlier turns of the conversation (user and assistant
+    /// messages); each passes the input stage like the new message.
+    pub async fn open(
+        &mut self,
+        tools: &[ResolvedTool],
+        history: &[ChatMessage],
+        message: &str,
+    ) -> Step2<LoopState> {
         let input = match self.govern(Stage::Input, message, None).await? {
             Ok(c) => c,
             Err(end) => return Ok(Err(end)),
@@ -158,6 +165,22 @@ impl Run<'_> {
         for ex in &self.agent.examples {
             messages.push(ChatMessage::new(Role::User, ex.user.clone()));
             messages.push(ChatMessage::new(Role::Assistant, ex.assistant.clone()));
+        }
+        for turn in history {
+            let Some(text) = turn.content.as_deref().filter(|t| !t.is_empty()) else {
+                continue;
+            };
+            let checked = match self.govern(Stage::Input, text, None).await? {
+                Ok(c) => c,
+                Err(end) => return Ok(Err(end)),
+            };
+            if stops(checked.decision.decision) {
+                return Ok(Err(End::Stopped(
+                    RunStatus::Blocked,
+                    blocked_message(&checked),
+                )));
+            }
+            messages.push(ChatMessage::new(turn.role, checked.decision.text(text)));
         }
         messages.push(ChatMessage::new(Role::User, message));
         Ok(Ok(LoopState {

@@ -42,6 +42,8 @@ pub struct RunRequest {
     /// A run id chosen by the caller (e.g. to name a stream before the run
     /// ends); a fresh one otherwise.
     pub id: Option<String>,
+    /// Earlier turns of the conversation (user and assistant messages).
+    pub history: Vec<crate::llm::ChatMessage>,
 }
 
 /// A fresh run id.
@@ -138,7 +140,7 @@ impl Runner {
                         ));
                     }
                 };
-                let state = match run.open(&tools, &message).await? {
+                let state = match run.open(&tools, &req.history, &message).await? {
                     Ok(s) => s,
                     Err(end) => return Ok(end),
                 };

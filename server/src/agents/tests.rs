@@ -135,6 +135,7 @@ impl ToolHost for Tools {
             tool("fail", "reads"),
             tool("slow", "reads"),
             tool("leak", "reads"),
+            tool("hang", "reads"),
             tool("send", "external"),
         ])
     }
@@ -159,6 +160,8 @@ impl ToolHost for Tools {
                 Ok(json!({"slow": true}))
             }
             "leak" => Ok(json!({"config": "aws key AKIAIOSFODNN7EXAMPLE"})),
+            // What the plugin host reports when a call runs past its deadline.
+            "hang" => Err("timeout: the call ran past its 10000 ms limit".to_owned()),
             "send" => Ok(json!({"sent": true})),
             _ => Ok(json!({"found": arguments})),
         };
@@ -218,6 +221,7 @@ fn request(a: AgentSpec, message: &str) -> RunRequest {
         subject: Some("tester".into()),
         channel: "test".into(),
         id: None,
+        history: Vec::new(),
     }
 }
 
@@ -680,4 +684,35 @@ async fn two_calls_needing_approval_in_one_step_are_decided_one_after_the_other(
     let done = r.resume(&first.id, &a, approve, None).await.unwrap();
     assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
     assert_eq!(w.tools.calls.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn history_passes_the_input_stage_and_a_tool_timeout_is_reported() {
+    let w = world().await;
+    let backend = Scripted::new(vec![
+        Reply::Text(r#"{"tool": "hang", "arguments": {"q": "x"}}"#),
+        Reply::Text(r#"{"final": "The lookup timed out."}"#),
+    ]);
+    let mut req = request(agent(ToolCalling::Planner), "and now?");
+    req.history = vec![
+        crate::llm::ChatMessage::new(crate::llm::Role::User, "my key is AKIAIOSFODNN7EXAMPLE"),
+        crate::llm::ChatMessage::new(crate::llm::Role::Assistant, "Noted."),
+    ];
+    let report = runner(&w, backend.clone()).run(req, None).await.unwrap();
+    assert_eq!(report.status, RunStatus::Completed);
+    let first: Vec<String> = backend.seen.lock().unwrap()[0]
+        .messages
+        .iter()
+        .filter_map(|m| m.content.clone())
+        .collect();
+    let n = first.len();
+    assert_eq!(
+        &first[n - 3..],
+        ["my key is [REDACTED:aws_access_key]", "Noted.", "and now?"]
+    );
+    assert!(
+        backend
+            .last_message(1)
+            .contains("The tool hang failed: timeout")
+    );
 }

@@ -37,20 +37,30 @@ pub async fn completions(
         .await
         .map_err(|_| ApiError::model_not_found(&model))?;
     let request = body.validate(state.limits)?;
-    let message = request
+    let last_user = request
         .messages
         .iter()
-        .rev()
-        .find(|m| m.role == Role::User)
-        .and_then(|m| m.content.clone())
-        .filter(|c| !c.trim().is_empty())
+        .rposition(|m| m.role == Role::User)
         .ok_or_else(|| ApiError::invalid_param("messages", "an agent needs a user message"))?;
+    let message = request.messages[last_user]
+        .content
+        .clone()
+        .filter(|c| !c.trim().is_empty())
+        .ok_or_else(|| ApiError::invalid_param("messages", "the last user message is empty"))?;
+    // Earlier user and assistant turns are the conversation so far; system
+    // messages are the agent's own to set, tool messages belong to runs.
+    let history: Vec<_> = request.messages[..last_user]
+        .iter()
+        .filter(|m| matches!(m.role, Role::User | Role::Assistant))
+        .cloned()
+        .collect();
     let run = RunRequest {
         agent,
         message,
         subject: Some(principal.name.clone()),
         channel: "api".into(),
         id: Some(crate::agents::runner::new_run_id()),
+        history,
     };
     let run_id = run.id.clone().unwrap_or_default();
     let created = chrono::Utc::now().timestamp();

@@ -163,6 +163,7 @@ pub async fn create_run(
         subject: Some(principal.name.clone()),
         channel: body.channel.unwrap_or_else(|| "api".into()),
         id: None,
+        history: Vec::new(),
     };
     let Some(agents) = state.agents.clone() else {
         return Err(ApiError::unavailable(
