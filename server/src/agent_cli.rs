@@ -49,7 +49,8 @@ pub async fn run(config: Config, cmd: AgentCommand) -> anyhow::Result<()> {
                     RunRequest {
                         agent,
                         message,
-                        subject: Some("cli".into()),
+                        // Not a possible key name, so no API key owns these runs.
+                        subject: Some("@cli".into()),
                         channel: "cli".into(),
                         id: None,
                         history: Vec::new(),

@@ -147,6 +147,13 @@ pub async fn start_core(config: &Config) -> anyhow::Result<Core> {
             default_model,
         ),
     });
+    let interrupted = agents.runner.runs.fail_interrupted().await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            runs = interrupted,
+            "agent runs interrupted by the last stop are marked failed"
+        );
+    }
     Ok(Core {
         db,
         registry,

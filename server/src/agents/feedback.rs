@@ -75,14 +75,20 @@ impl FeedbackStore {
 
     pub async fn pairs(&self) -> Result<Vec<PreferencePair>, DbErr> {
         let feedback = run_feedback::Entity::find().all(&self.db).await?;
-        let ids: Vec<String> = feedback.iter().map(|f| f.run_id.clone()).collect();
-        let runs: BTreeMap<String, agent_run::Model> = agent_run::Entity::find()
-            .filter(agent_run::Column::Id.is_in(ids))
-            .all(&self.db)
-            .await?
-            .into_iter()
-            .map(|r| (r.id.clone(), r))
-            .collect();
+        let mut ids: Vec<String> = feedback.iter().map(|f| f.run_id.clone()).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let mut runs: BTreeMap<String, agent_run::Model> = BTreeMap::new();
+        // In chunks: databases bound the number of query parameters.
+        for chunk in ids.chunks(500) {
+            for r in agent_run::Entity::find()
+                .filter(agent_run::Column::Id.is_in(chunk.to_vec()))
+                .all(&self.db)
+                .await?
+            {
+                runs.insert(r.id.clone(), r);
+            }
+        }
         let mut out = Vec::new();
         // (agent, input) -> (good answers, bad answers), by run id.
         let mut by_prompt: BTreeMap<(String, String), Rated> = BTreeMap::new();

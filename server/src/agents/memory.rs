@@ -4,8 +4,8 @@
 //! when an agent calls it; viewable and deletable by the user and admins.
 
 use sea_orm::{
-    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, QueryFilter, QueryOrder,
-    Set, TransactionTrait,
+    ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
+    QueryFilter, QueryOrder, Set, TransactionTrait,
 };
 
 use crate::db::entities::user_memory;
@@ -14,6 +14,8 @@ pub const MAX_KEY: usize = 64;
 pub const MAX_VALUE: usize = 1000;
 /// At most this many entries go into a prompt.
 pub const PROMPT_ENTRIES: usize = 50;
+/// At most this many entries per user.
+pub const MAX_ENTRIES: u64 = 100;
 
 /// The tool whose successful calls are mirrored into memory.
 pub const REMEMBER_TOOL: (&str, &str) = ("warden.chatbot", "remember_preference");
@@ -71,6 +73,15 @@ impl MemoryStore {
                 row.update(&txn).await?;
             }
             None => {
+                let count = user_memory::Entity::find()
+                    .filter(user_memory::Column::Subject.eq(subject))
+                    .count(&txn)
+                    .await?;
+                if count >= MAX_ENTRIES {
+                    return Err(DbErr::Custom(format!(
+                        "memory is full ({MAX_ENTRIES} entries): delete some first"
+                    )));
+                }
                 user_memory::ActiveModel {
                     subject: Set(subject.to_owned()),
                     key: Set(key.to_owned()),
@@ -103,8 +114,15 @@ impl MemoryStore {
             return Ok(None);
         }
         let mut s = String::from("What you know about this user (from earlier conversations):\n");
+        // One line per entry, quoted: a value cannot pose as more entries
+        // or as instructions outside its line.
+        let flat = |t: &str| {
+            t.chars()
+                .map(|c| if c.is_control() { ' ' } else { c })
+                .collect::<String>()
+        };
         for e in entries.iter().take(PROMPT_ENTRIES) {
-            s.push_str(&format!("- {}: {}\n", e.key, e.value));
+            s.push_str(&format!("- {}: {:?}\n", flat(&e.key), flat(&e.value)));
         }
         Ok(Some(s))
     }

@@ -27,6 +27,8 @@ use crate::llm::{
 
 /// Tool output fed back to the model is cut to this many characters.
 const MAX_RESULT_CHARS: usize = 4000;
+/// Native steps with more calls than this run none of them.
+const MAX_CALLS_PER_STEP: usize = 8;
 
 pub(super) enum End {
     Answer(String),
@@ -143,6 +145,8 @@ impl Run<'_> {
             )));
         }
         let message = input.decision.text(message);
+        // The run keeps the message as the model saw it.
+        self.runner.runs.set_input(&self.id, message).await?;
         let mut system = self.agent.system_prompt.clone();
         if let (true, Some(key)) = (self.agent.memory, self.subject.key.clone())
             && let Some(known) = self.runner.memory.prompt(&key).await?
@@ -228,17 +232,19 @@ impl Run<'_> {
             // a step with two calls needing approval pauses twice, and the
             // first decision must hold when the second comes.
             let mut decisions = pending.decided.clone();
-            decisions.push((pending.waiting.clone(), resolution));
+            decisions.push((pending.waiting_index, resolution));
             let replies = match self.call_tools(tools, &steps, &decisions).await? {
                 Ok(r) => r,
                 // Another call of the same step needs its own approval.
                 Err(End::Paused(next, message)) => {
-                    let waiting = next
-                        .pending
-                        .map_or_else(|| pending.waiting.clone(), |p| p.waiting);
+                    let (waiting, waiting_index) = next.pending.map_or_else(
+                        || (pending.waiting.clone(), pending.waiting_index),
+                        |p| (p.waiting, p.waiting_index),
+                    );
                     state.pending = Some(PendingStep {
                         message: message.clone(),
                         waiting,
+                        waiting_index,
                         decided: decisions,
                         ..pending
                     });
@@ -266,33 +272,82 @@ impl Run<'_> {
             };
             self.prompt_tokens += output.usage.prompt_tokens;
             self.completion_tokens += output.usage.completion_tokens;
-            let text = output.content.clone().unwrap_or_default();
-            self.record(
-                "model",
-                json!({
-                    "output": text,
-                    "tool_calls": output.tool_calls.iter().map(|c| json!({"name": c.name, "arguments": c.arguments})).collect::<Vec<_>>(),
-                    "prompt_tokens": output.usage.prompt_tokens,
-                    "completion_tokens": output.usage.completion_tokens,
-                }),
-                started.elapsed().as_secs_f64() * 1000.0,
-                None,
-            )
-            .await?;
-            let to_check = if output.tool_calls.is_empty() {
-                text.clone()
+            let model_ms = started.elapsed().as_secs_f64() * 1000.0;
+            // Checked before anything uses it, the step's record included:
+            // redactions change what is stored, streamed and parsed.
+            let raw = if agent.tool_calling == ToolCalling::Native && !output.tool_calls.is_empty()
+            {
+                json!({"content": output.content, "tool_calls": output.tool_calls}).to_string()
             } else {
-                serde_json::to_string(&output.tool_calls).unwrap_or_default()
+                output.content.clone().unwrap_or_default()
             };
-            let checked = match self.govern(Stage::LlmOutput, &to_check, None).await? {
+            let checked = match self.govern(Stage::LlmOutput, &raw, None).await? {
                 Ok(c) => c,
                 Err(end) => return Ok(end),
             };
+            let seen = checked.decision.text(&raw).to_owned();
+            let (text, calls): (String, Vec<ToolCall>) =
+                if agent.tool_calling == ToolCalling::Native && !output.tool_calls.is_empty() {
+                    match serde_json::from_str::<NativeStep>(&seen) {
+                        Ok(n) => (n.content.unwrap_or_default(), n.tool_calls),
+                        // A redaction that leaves the calls unreadable stops
+                        // them: nothing runs on unchecked arguments.
+                        Err(_) => (String::new(), Vec::new()),
+                    }
+                } else {
+                    (seen, Vec::new())
+                };
+            let calls_lost = calls.is_empty() && !output.tool_calls.is_empty();
+            self.record(
+                "model",
+                json!({
+                    "output": if stops(checked.decision.decision) { Value::Null } else { json!(text) },
+                    "tool_calls": calls.iter().map(|c| json!({"name": c.name, "arguments": c.arguments})).collect::<Vec<_>>(),
+                    "redacted": checked.decision.redacted.is_some(),
+                    "prompt_tokens": output.usage.prompt_tokens,
+                    "completion_tokens": output.usage.completion_tokens,
+                }),
+                model_ms,
+                None,
+            )
+            .await?;
             if stops(checked.decision.decision) {
                 return Ok(End::Stopped(RunStatus::Blocked, blocked_message(&checked)));
             }
+            if calls.len() > MAX_CALLS_PER_STEP {
+                self.record(
+                    "malformed",
+                    json!({"error": format!("{} tool calls in one step", calls.len())}),
+                    0.0,
+                    None,
+                )
+                .await?;
+                push(
+                    &mut state,
+                    Role::User,
+                    format!(
+                        "Make at most {MAX_CALLS_PER_STEP} tool calls at once; none of these ran."
+                    ),
+                );
+                continue;
+            }
+            if calls_lost {
+                self.record(
+                    "malformed",
+                    json!({"error": "a policy redaction left the tool calls unreadable"}),
+                    0.0,
+                    None,
+                )
+                .await?;
+                push(
+                    &mut state,
+                    Role::User,
+                    "Your tool calls were changed by a policy and could not be run.".into(),
+                );
+                continue;
+            }
             let steps = match agent.tool_calling {
-                ToolCalling::Planner => match planner::parse_step(checked.decision.text(&text)) {
+                ToolCalling::Planner => match planner::parse_step(&text) {
                     Ok(step) => vec![step],
                     Err(why) => {
                         self.record("malformed", json!({"error": why}), 0.0, None)
@@ -308,11 +363,8 @@ impl Run<'_> {
                         continue;
                     }
                 },
-                ToolCalling::Native if output.tool_calls.is_empty() => {
-                    vec![Step::Final(checked.decision.text(&text).to_owned())]
-                }
-                ToolCalling::Native => output
-                    .tool_calls
+                ToolCalling::Native if calls.is_empty() => vec![Step::Final(text.clone())],
+                ToolCalling::Native => calls
                     .iter()
                     .map(|c| Step::Call {
                         tool: c.name.clone(),
@@ -354,10 +406,12 @@ impl Run<'_> {
                             state.done_calls.push((tool.clone(), arguments.clone()));
                         }
                     }
-                    self.feed_back(&mut state, &text, &output.tool_calls, replies);
+                    self.feed_back(&mut state, &text, &calls, replies);
                 }
                 Err(End::Paused(waiting, message)) => {
-                    let Some(waiting) = waiting.pending.map(|p| p.waiting) else {
+                    let Some((waiting, waiting_index)) =
+                        waiting.pending.map(|p| (p.waiting, p.waiting_index))
+                    else {
                         return Ok(End::Stopped(
                             RunStatus::Failed,
                             "pause without a waiting call".into(),
@@ -365,7 +419,7 @@ impl Run<'_> {
                     };
                     state.pending = Some(PendingStep {
                         text,
-                        tool_calls: output.tool_calls.clone(),
+                        tool_calls: calls.clone(),
                         calls: steps
                             .iter()
                             .filter_map(|s| match s {
@@ -376,6 +430,7 @@ impl Run<'_> {
                             })
                             .collect(),
                         waiting,
+                        waiting_index,
                         message: message.clone(),
                         decided: Vec::new(),
                     });
@@ -469,11 +524,11 @@ impl Run<'_> {
         &mut self,
         tools: &[ResolvedTool],
         steps: &[Step],
-        decided: &[((String, Value), Resolution)],
+        decided: &[(usize, Resolution)],
     ) -> Step2<Vec<String>> {
         let mut approved = Vec::new();
         let mut replies: Vec<Option<String>> = Vec::new();
-        for step in steps {
+        for (index, step) in steps.iter().enumerate() {
             let Step::Call { tool, arguments } = step else {
                 replies.push(Some(
                     "A final answer cannot be mixed with tool calls.".into(),
@@ -504,10 +559,7 @@ impl Run<'_> {
                 continue;
             }
             let this_call = (tool.clone(), arguments.clone());
-            let resolution = decided
-                .iter()
-                .find(|(call, _)| *call == this_call)
-                .map(|(_, r)| r);
+            let resolution = decided.iter().find(|(i, _)| *i == index).map(|(_, r)| r);
             if let Some(r) = resolution.filter(|r| !r.approved) {
                 replies.push(Some(format!(
                     "The call to {tool} was rejected by {}{}.",
@@ -541,6 +593,7 @@ impl Run<'_> {
                             tool_calls: Vec::new(),
                             calls: Vec::new(),
                             waiting: this_call,
+                            waiting_index: index,
                             message: String::new(),
                             decided: Vec::new(),
                         }),
@@ -554,8 +607,18 @@ impl Run<'_> {
                 _ => {}
             }
             let arguments: Value = match checked.decision.redacted.as_deref() {
-                Some(r) => serde_json::from_str(r).unwrap_or_else(|_| arguments.clone()),
                 None => arguments.clone(),
+                Some(r) => match serde_json::from_str::<Value>(r) {
+                    Ok(v) if v.is_object() => v,
+                    // Redacted arguments that no longer parse are not sent
+                    // raw instead: the call does not run.
+                    _ => {
+                        replies.push(Some(format!(
+                            "The call to {tool} was stopped: a policy redaction left its arguments unreadable."
+                        )));
+                        continue;
+                    }
+                },
             };
             approved.push((replies.len(), t.clone(), arguments));
             replies.push(None);
@@ -571,18 +634,26 @@ impl Run<'_> {
                 Ok(output) => {
                     self.remember(&t, &args).await?;
                     let text = output.to_string();
-                    self.record(
-                        "tool_call",
-                        json!({"plugin": t.plugin, "plugin_version": t.plugin_version, "tool": t.name, "arguments": args, "output": output}),
-                        ms,
-                        None,
-                    )
-                    .await?;
+                    // Checked before it is stored or shown to anyone.
                     let checked = match self.govern(Stage::ToolResult, &text, Some(&t)).await? {
                         Ok(c) => c,
                         Err(end) => return Ok(Err(end)),
                     };
-                    if stops(checked.decision.decision) {
+                    let withheld = stops(checked.decision.decision);
+                    let stored = if withheld {
+                        json!({"withheld": true})
+                    } else {
+                        let seen = checked.decision.text(&text);
+                        serde_json::from_str::<Value>(seen).unwrap_or_else(|_| json!(seen))
+                    };
+                    self.record(
+                        "tool_call",
+                        json!({"plugin": t.plugin, "plugin_version": t.plugin_version, "tool": t.name, "arguments": args, "output": stored}),
+                        ms,
+                        None,
+                    )
+                    .await?;
+                    if withheld {
                         format!(
                             "The result of {} was withheld by policy: {}",
                             t.name,
@@ -681,6 +752,13 @@ fn is_empty(v: &Value) -> bool {
         Value::Object(o) => o.is_empty(),
         _ => false,
     }
+}
+
+/// A native step as checked at `llm_output`: text and calls together.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct NativeStep {
+    content: Option<String>,
+    tool_calls: Vec<ToolCall>,
 }
 
 fn push(state: &mut LoopState, role: Role, content: String) {

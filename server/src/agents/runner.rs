@@ -113,7 +113,8 @@ impl Runner {
                 &req.agent.name,
                 req.subject.as_deref(),
                 Some(&req.channel),
-                &req.message,
+                // Stored once it has passed the input check.
+                "",
             )
             .await
         {
@@ -146,8 +147,8 @@ impl Runner {
                 };
                 run.drive(&tools, state, None).await
             })
-            .await?;
-        self.conclude(run, end).await
+            .await;
+        self.conclude_or_fail(run, end).await
     }
 
     /// Continues a run paused for approval, after an approver's decision
@@ -160,30 +161,49 @@ impl Runner {
         resolution: Resolution,
         events: Option<mpsc::UnboundedSender<StepRecord>>,
     ) -> Result<RunReport, RunError> {
-        let (row, steps) = self
+        // Claim first, then read: two approvers cannot both resume the run,
+        // and the state read is the one this claim paused on.
+        if !self
             .runs
-            .get(run_id)
+            .transition(run_id, RunStatus::AwaitingApproval, RunStatus::Running)
             .await?
-            .ok_or_else(|| RunError::NotFound(run_id.to_owned()))?;
-        if row.status != RunStatus::AwaitingApproval.as_str() {
-            return Err(RunError::NotPaused(run_id.to_owned(), row.status));
+        {
+            let status = self.runs.get(run_id).await?.map(|(r, _)| r.status);
+            return Err(match status {
+                None => RunError::NotFound(run_id.to_owned()),
+                Some(s) => RunError::NotPaused(run_id.to_owned(), s),
+            });
         }
-        let state: LoopState = serde_json::from_str(row.state.as_deref().unwrap_or("null"))
-            .map_err(|e| RunError::State(e.to_string()))?;
-        let Some(pending) = state.pending.clone() else {
-            return Err(RunError::State("no step is waiting".into()));
-        };
-        // Claim the run first, so two approvers cannot both resume it.
         let token = self.register(run_id);
-        if !self.runs.claim(run_id).await? {
-            self.unregister(run_id);
-            return Err(RunError::NotPaused(
-                run_id.to_owned(),
-                "being resumed".into(),
-            ));
+        let prepared = async {
+            let (row, steps) = self
+                .runs
+                .get(run_id)
+                .await?
+                .ok_or_else(|| RunError::NotFound(run_id.to_owned()))?;
+            let state: LoopState = serde_json::from_str(row.state.as_deref().unwrap_or("null"))
+                .map_err(|e| RunError::State(e.to_string()))?;
+            let pending = state
+                .pending
+                .clone()
+                .ok_or_else(|| RunError::State("no step is waiting".into()))?;
+            self.audit_resolution(&row, &pending.waiting, &resolution)
+                .await?;
+            Ok::<_, RunError>((row, steps, state, pending))
         }
-        self.audit_resolution(&row, &pending.waiting, &resolution)
-            .await?;
+        .await;
+        let (row, steps, state, pending) = match prepared {
+            Ok(p) => p,
+            Err(e) => {
+                // Nothing was decided: the run waits again.
+                self.unregister(run_id);
+                let _ = self
+                    .runs
+                    .transition(run_id, RunStatus::Running, RunStatus::AwaitingApproval)
+                    .await;
+                return Err(e);
+            }
+        };
         let channel = row.channel.clone().unwrap_or_else(|| "api".into());
         let previous = steps.iter().map(StepRecord::from).collect();
         let mut run = self.begin(
@@ -217,8 +237,8 @@ impl Runner {
                 };
                 run.drive(&tools, state, Some(resolution)).await
             })
-            .await?;
-        self.conclude(run, end).await
+            .await;
+        self.conclude_or_fail(run, end).await
     }
 
     /// Cancels a running or paused run. Returns false when it had already
@@ -239,10 +259,31 @@ impl Runner {
             .get(run_id)
             .await?
             .ok_or_else(|| RunError::NotFound(run_id.to_owned()))?;
-        if row.status != RunStatus::AwaitingApproval.as_str() {
+        // A paused run, or a running one no process drives any more.
+        let from = match row.status.as_str() {
+            "awaiting_approval" => RunStatus::AwaitingApproval,
+            "running" => RunStatus::Running,
+            _ => return Ok(false),
+        };
+        let message = format!("cancelled by {by}");
+        let concluded = self
+            .runs
+            .finish(
+                run_id,
+                from,
+                RunStatus::Cancelled,
+                None,
+                Some(&message),
+                None,
+                steps.len() as i32 + 1,
+                u32::try_from(row.prompt_tokens).unwrap_or(0),
+                u32::try_from(row.completion_tokens).unwrap_or(0),
+            )
+            .await?;
+        if !concluded {
+            // A resume took it first.
             return Ok(false);
         }
-        let message = format!("cancelled by {by}");
         let step = StepRecord {
             idx: steps.len() as i32,
             kind: "error".into(),
@@ -251,18 +292,6 @@ impl Runner {
             audit_seq: None,
         };
         self.runs.step(run_id, &step).await?;
-        self.runs
-            .finish(
-                run_id,
-                RunStatus::Cancelled,
-                None,
-                Some(&message),
-                None,
-                steps.len() as i32 + 1,
-                0,
-                0,
-            )
-            .await?;
         Ok(true)
     }
 
@@ -331,6 +360,35 @@ impl Runner {
         end
     }
 
+    /// Concludes the run; when the loop itself failed (the database), the
+    /// run is still marked failed so it does not stay `running`.
+    async fn conclude_or_fail(
+        &self,
+        run: Run<'_>,
+        end: Result<End, RunError>,
+    ) -> Result<RunReport, RunError> {
+        match end {
+            Ok(end) => self.conclude(run, end).await,
+            Err(e) => {
+                let _ = self
+                    .runs
+                    .finish(
+                        &run.id,
+                        RunStatus::Running,
+                        RunStatus::Failed,
+                        None,
+                        Some(&e.to_string()),
+                        None,
+                        run.steps.len() as i32,
+                        run.prompt_tokens,
+                        run.completion_tokens,
+                    )
+                    .await;
+                Err(e)
+            }
+        }
+    }
+
     async fn conclude(&self, mut run: Run<'_>, end: End) -> Result<RunReport, RunError> {
         let (status, answer, error, state) = match end {
             End::Answer(a) => (RunStatus::Completed, Some(a), None, None),
@@ -360,6 +418,7 @@ impl Runner {
         self.runs
             .finish(
                 &run.id,
+                RunStatus::Running,
                 status,
                 answer.as_deref(),
                 error.as_deref(),

@@ -127,6 +127,7 @@ impl RunStore {
     pub async fn finish(
         &self,
         run_id: &str,
+        from: RunStatus,
         status: RunStatus,
         answer: Option<&str>,
         error: Option<&str>,
@@ -134,36 +135,80 @@ impl RunStore {
         steps: i32,
         prompt_tokens: u32,
         completion_tokens: u32,
-    ) -> Result<(), DbErr> {
-        agent_run::ActiveModel {
-            id: Set(run_id.to_owned()),
-            status: Set(status.as_str().to_owned()),
-            answer: Set(answer.map(str::to_owned)),
-            error: Set(error.map(str::to_owned)),
-            state: Set(state.map(str::to_owned)),
-            steps: Set(steps),
-            prompt_tokens: Set(i32::try_from(prompt_tokens).unwrap_or(i32::MAX)),
-            completion_tokens: Set(i32::try_from(completion_tokens).unwrap_or(i32::MAX)),
-            updated_at: Set(chrono::Utc::now()),
-            ..Default::default()
-        }
-        .update(&self.db)
-        .await
-        .map(|_| ())
-    }
-
-    /// Moves a paused run back to running; false if someone else did.
-    pub async fn claim(&self, run_id: &str) -> Result<bool, DbErr> {
+    ) -> Result<bool, DbErr> {
+        // Only a running run is concluded by its runner: a cancel that won
+        // the race keeps its status. Returns whether this call concluded it.
         let r = agent_run::Entity::update_many()
-            .col_expr(
-                agent_run::Column::Status,
-                sea_orm::sea_query::Expr::value(RunStatus::Running.as_str()),
-            )
+            .set(agent_run::ActiveModel {
+                status: Set(status.as_str().to_owned()),
+                answer: Set(answer.map(str::to_owned)),
+                error: Set(error.map(str::to_owned)),
+                state: Set(state.map(str::to_owned)),
+                steps: Set(steps),
+                prompt_tokens: Set(i32::try_from(prompt_tokens).unwrap_or(i32::MAX)),
+                completion_tokens: Set(i32::try_from(completion_tokens).unwrap_or(i32::MAX)),
+                updated_at: Set(chrono::Utc::now()),
+                ..Default::default()
+            })
             .filter(agent_run::Column::Id.eq(run_id))
-            .filter(agent_run::Column::Status.eq(RunStatus::AwaitingApproval.as_str()))
+            .filter(agent_run::Column::Status.eq(from.as_str()))
             .exec(&self.db)
             .await?;
         Ok(r.rows_affected == 1)
+    }
+
+    /// The message as the model saw it (after the input check).
+    pub async fn set_input(&self, run_id: &str, input: &str) -> Result<(), DbErr> {
+        agent_run::Entity::update_many()
+            .col_expr(
+                agent_run::Column::Input,
+                sea_orm::sea_query::Expr::value(input),
+            )
+            .filter(agent_run::Column::Id.eq(run_id))
+            .exec(&self.db)
+            .await
+            .map(|_| ())
+    }
+
+    /// Moves a run from one status to another if it is still in the first;
+    /// false when it was not (someone else moved it).
+    pub async fn transition(
+        &self,
+        run_id: &str,
+        from: RunStatus,
+        to: RunStatus,
+    ) -> Result<bool, DbErr> {
+        let r = agent_run::Entity::update_many()
+            .col_expr(
+                agent_run::Column::Status,
+                sea_orm::sea_query::Expr::value(to.as_str()),
+            )
+            .col_expr(
+                agent_run::Column::UpdatedAt,
+                sea_orm::sea_query::Expr::value(chrono::Utc::now()),
+            )
+            .filter(agent_run::Column::Id.eq(run_id))
+            .filter(agent_run::Column::Status.eq(from.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(r.rows_affected == 1)
+    }
+
+    /// Runs left `running` by a process that stopped mid-run are failed.
+    pub async fn fail_interrupted(&self) -> Result<u64, DbErr> {
+        let r = agent_run::Entity::update_many()
+            .col_expr(
+                agent_run::Column::Status,
+                sea_orm::sea_query::Expr::value(RunStatus::Failed.as_str()),
+            )
+            .col_expr(
+                agent_run::Column::Error,
+                sea_orm::sea_query::Expr::value("interrupted: the server stopped during the run"),
+            )
+            .filter(agent_run::Column::Status.eq(RunStatus::Running.as_str()))
+            .exec(&self.db)
+            .await?;
+        Ok(r.rows_affected)
     }
 
     pub async fn get(

@@ -96,7 +96,7 @@ impl AgentSpec {
             return bad("names use 1-64 lower-case letters, digits, '-' or '_'".into());
         }
         if self.system_prompt.trim().is_empty() || self.system_prompt.len() > 20_000 {
-            return bad("system_prompt must have 1 to 20000 characters".into());
+            return bad("system_prompt must have 1 to 20000 bytes".into());
         }
         if !(1..=50).contains(&self.max_steps) {
             return bad("max_steps must be within 1..50".into());
@@ -110,8 +110,26 @@ impl AgentSpec {
         if !(1..=3600).contains(&self.timeout_secs) {
             return bad("timeout_secs must be within 1..3600".into());
         }
-        if self.examples.len() > 20 {
-            return bad("at most 20 examples".into());
+        if self.description.len() > 1000 {
+            return bad("description is limited to 1000 bytes".into());
+        }
+        if self.examples.len() > 20
+            || self
+                .examples
+                .iter()
+                .any(|e| e.user.len() > 4000 || e.assistant.len() > 4000)
+        {
+            return bad("at most 20 examples of at most 4000 bytes each".into());
+        }
+        if self.tools.len() > 64 {
+            return bad("at most 64 tool patterns".into());
+        }
+        if self
+            .start_with
+            .as_ref()
+            .is_some_and(|t| t.is_empty() || t.len() > 64)
+        {
+            return bad("start_with names a tool (1-64 characters)".into());
         }
         for t in &self.tools {
             match t.split_once('/') {

@@ -33,13 +33,16 @@ pub struct PendingStep {
     pub tool_calls: Vec<ToolCall>,
     /// The step's calls, in order.
     pub calls: Vec<(String, Value)>,
-    /// The call that needs approval.
+    /// The call that needs approval, and its place among `calls` (two
+    /// identical calls in one step are two decisions).
     pub waiting: (String, Value),
+    #[serde(default)]
+    pub waiting_index: usize,
     /// The policy message shown to approvers.
     pub message: String,
-    /// Decisions already taken on other calls of this step.
+    /// Decisions already taken on other calls of this step, by place.
     #[serde(default)]
-    pub decided: Vec<((String, Value), Resolution)>,
+    pub decided: Vec<(usize, Resolution)>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]

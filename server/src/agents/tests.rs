@@ -587,7 +587,7 @@ async fn memory_reaches_agents_that_use_it_and_remembered_preferences_join_it() 
         .clone()
         .unwrap_or_default();
     assert!(
-        system.contains("- language: French") && system.contains("- tone: formal"),
+        system.contains("- language: \"French\"") && system.contains("- tone: \"formal\""),
         "{system}"
     );
 
@@ -715,4 +715,33 @@ async fn history_passes_the_input_stage_and_a_tool_timeout_is_reported() {
             .last_message(1)
             .contains("The tool hang failed: timeout")
     );
+}
+
+#[tokio::test]
+async fn one_approval_covers_one_call_even_when_two_are_identical() {
+    let w = world().await;
+    let backend = Scripted::new(vec![Reply::Calls(vec![
+        ("send", r#"{"q": "same"}"#),
+        ("send", r#"{"q": "same"}"#),
+    ])]);
+    let a = agent(ToolCalling::Native);
+    let first = runner(&w, backend)
+        .run(request(a.clone(), "send twice"), None)
+        .await
+        .unwrap();
+    let approve = Resolution {
+        approved: true,
+        by: "boss".into(),
+        reason: None,
+    };
+    let r = runner(&w, Scripted::new(vec![Reply::Text("Sent twice.")]));
+    let second = r
+        .resume(&first.id, &a, approve.clone(), None)
+        .await
+        .unwrap();
+    assert_eq!(second.status, RunStatus::AwaitingApproval);
+    assert!(w.tools.calls.lock().unwrap().is_empty());
+    let done = r.resume(&first.id, &a, approve, None).await.unwrap();
+    assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
+    assert_eq!(w.tools.calls.lock().unwrap().len(), 2);
 }

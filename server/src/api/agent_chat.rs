@@ -37,6 +37,19 @@ pub async fn completions(
         .await
         .map_err(|_| ApiError::model_not_found(&model))?;
     let request = body.validate(state.limits)?;
+    if request
+        .messages
+        .iter()
+        .filter_map(|m| m.content.as_deref())
+        .map(str::len)
+        .sum::<usize>()
+        > 256 * 1024
+    {
+        return Err(ApiError::invalid_param(
+            "messages",
+            "an agent conversation is limited to 256 KiB of text",
+        ));
+    }
     let last_user = request
         .messages
         .iter()
@@ -65,10 +78,11 @@ pub async fn completions(
     let run_id = run.id.clone().unwrap_or_default();
     let created = chrono::Utc::now().timestamp();
     if !body.stream {
-        let report = agents
-            .runner
-            .run(run, None)
+        // Spawned: a client that goes away does not cut the run short.
+        let runner = agents.clone();
+        let report = tokio::spawn(async move { runner.runner.run(run, None).await })
             .await
+            .map_err(|e| ApiError::internal(format!("run task failed: {e}")))?
             .map_err(|e| ApiError::internal(e.to_string()))?;
         let answer = outcome(&report)?;
         return Ok(Json(ChatCompletionResponse {
@@ -127,7 +141,12 @@ pub async fn completions(
         if tx.send(chunk(&run_id, role, None, None)).await.is_err() {
             return;
         }
-        let report = match agents.runner.run(run, None).await {
+        // The run is its own task: the stream ending early does not stop it.
+        let report = match tokio::spawn(async move { agents.runner.run(run, None).await })
+            .await
+            .map_err(|e| crate::agents::RunError::State(e.to_string()))
+            .and_then(|r| r)
+        {
             Ok(r) => r,
             Err(e) => {
                 let _ = tx

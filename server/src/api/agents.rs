@@ -156,12 +156,32 @@ pub async fn create_run(
             "message must have 1 byte to 64 KiB of text",
         ));
     }
+    // The channel scopes policies, so callers do not pick it freely: only
+    // admin keys (the channel integrations) may name one.
+    let channel = match body.channel {
+        None => "api".to_owned(),
+        Some(c) => {
+            require_admin(&principal)?;
+            let ok = !c.is_empty()
+                && c.len() <= 32
+                && c.chars().all(|ch| {
+                    ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '-' || ch == '_'
+                });
+            if !ok {
+                return Err(ApiError::invalid_param(
+                    "channel",
+                    "channel names have 1-32 lower-case letters, digits, - or _",
+                ));
+            }
+            c
+        }
+    };
     let agent = svc.catalog.get(&name).await.map_err(catalog_error)?;
     let request = RunRequest {
         agent,
         message: body.message,
         subject: Some(principal.name.clone()),
-        channel: body.channel.unwrap_or_else(|| "api".into()),
+        channel,
         id: None,
         history: Vec::new(),
     };
@@ -171,7 +191,11 @@ pub async fn create_run(
         ));
     };
     if !body.stream {
-        let report = agents.runner.run(request, None).await.map_err(run_error)?;
+        // Spawned: a client that goes away does not cut the run short.
+        let report = tokio::spawn(async move { agents.runner.run(request, None).await })
+            .await
+            .map_err(|e| ApiError::internal(format!("run task failed: {e}")))?
+            .map_err(run_error)?;
         return Ok(Json(report_view(&report)).into_response());
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -333,11 +357,15 @@ async fn decide(
         by: principal.name.clone(),
         reason,
     };
-    let report = svc
-        .runner
-        .resume(&id, &agent, resolution, None)
-        .await
-        .map_err(run_error)?;
+    let agents = state
+        .agents
+        .clone()
+        .ok_or_else(|| ApiError::unavailable("agents are not running"))?;
+    let report =
+        tokio::spawn(async move { agents.runner.resume(&id, &agent, resolution, None).await })
+            .await
+            .map_err(|e| ApiError::internal(format!("run task failed: {e}")))?
+            .map_err(run_error)?;
     Ok(Json(report_view(&report)))
 }
 

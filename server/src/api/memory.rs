@@ -93,7 +93,12 @@ pub async fn put(
         .memory
         .put(&subject, &key, &body.value, "api")
         .await
-        .map_err(db_error)?;
+        .map_err(|e| match e {
+            sea_orm::DbErr::Custom(m) => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_request_error", m)
+            }
+            e => db_error(e),
+        })?;
     Ok(Json(
         json!({"subject": subject, "key": key, "value": body.value}),
     ))
