@@ -54,6 +54,7 @@ pub async fn run(config: Config, cmd: AgentCommand) -> anyhow::Result<()> {
                         channel: "cli".into(),
                         id: None,
                         history: Vec::new(),
+                        answer_stream: None,
                     },
                     Some(tx),
                 )

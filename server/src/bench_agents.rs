@@ -167,6 +167,7 @@ fn request(agent: &AgentSpec, message: &str) -> RunRequest {
         channel: "bench".into(),
         id: None,
         history: Vec::new(),
+        answer_stream: None,
     }
 }
 

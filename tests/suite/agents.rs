@@ -167,6 +167,43 @@ async fn the_real_model_creates_a_document_then_answers_about_it() {
             .is_empty()
     );
 
+    // Streamed, the answer arrives in pieces as the model writes it, and
+    // is exactly the run's (checked) answer.
+    let body = reqwest::Client::new()
+        .post(format!("{}/chat/completions", server.v1()))
+        .bearer_auth(&key)
+        .json(&json!({"model": "agent:document-assistant", "stream": true,
+            "messages": [{"role": "user", "content": "What do my notes say about the audit log?"}]}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let mut pieces = Vec::new();
+    let mut run_id = String::new();
+    for data in body.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        if data == "[DONE]" {
+            continue;
+        }
+        let v: Value = serde_json::from_str(data).unwrap();
+        run_id = v["id"].as_str().unwrap_or_default().to_owned();
+        if let Some(c) = v
+            .pointer("/choices/0/delta/content")
+            .and_then(Value::as_str)
+            .filter(|c| !c.is_empty())
+        {
+            pieces.push(c.to_owned());
+        }
+    }
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    let (_, streamed_run) = api(&server, Method::GET, &format!("/runs/{run_id}"), &key, None).await;
+    assert_eq!(
+        Some(pieces.concat().as_str()),
+        streamed_run["answer"].as_str(),
+        "{body}"
+    );
+
     // Streamed runs report each step as it happens, then the run.
     let body = reqwest::Client::new()
         .post(format!(

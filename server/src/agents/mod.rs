@@ -2,6 +2,7 @@
 //! ([`planner`]), the governed loop ([`runner`]), the tools it calls
 //! ([`tools`]) and the runs it records ([`runs`]).
 
+pub mod answer_stream;
 pub mod feedback;
 pub mod memory;
 pub mod planner;

@@ -15,6 +15,7 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
 use super::Runner;
+use super::answer_stream::AnswerStream;
 use super::planner::{self, Offer, Step};
 use super::runs::{RunStatus, StepRecord};
 use super::spec::{AgentSpec, ToolCalling};
@@ -48,6 +49,34 @@ pub(super) struct Run<'a> {
     pub events: Option<mpsc::UnboundedSender<StepRecord>>,
     pub prompt_tokens: u32,
     pub completion_tokens: u32,
+    /// Where the final answer goes as the model writes it (planner agents).
+    pub answer_tx: Option<mpsc::UnboundedSender<String>>,
+    /// The answer stream of the model call in progress.
+    live: Option<AnswerStream>,
+}
+
+impl<'a> Run<'a> {
+    pub fn new(
+        runner: &'a Runner,
+        id: String,
+        agent: &'a AgentSpec,
+        subject: Subject,
+        steps: Vec<StepRecord>,
+        events: Option<mpsc::UnboundedSender<StepRecord>>,
+    ) -> Self {
+        Self {
+            runner,
+            id,
+            agent,
+            subject,
+            steps,
+            events,
+            prompt_tokens: 0,
+            completion_tokens: 0,
+            answer_tx: None,
+            live: None,
+        }
+    }
 }
 
 impl Run<'_> {
@@ -266,7 +295,7 @@ impl Run<'_> {
             state.answer_only = false;
             state.started = true;
             let started = Instant::now();
-            let output = match backend.chat(request).await {
+            let output = match self.call_model(backend.as_ref(), request).await {
                 Ok(o) => o,
                 Err(e) => return Ok(End::Stopped(RunStatus::Failed, format!("model error: {e}"))),
             };
@@ -511,9 +540,80 @@ impl Run<'_> {
             return Ok(End::Stopped(RunStatus::Blocked, blocked_message(&checked)));
         }
         let answer = checked.decision.text(answer).to_owned();
+        self.finish_live().await;
         self.record("answer", json!({"text": answer}), 0.0, None)
             .await?;
         Ok(End::Answer(answer))
+    }
+
+    /// One model call; planner steps are streamed so that a final answer
+    /// can be released (through the guards) while it is written.
+    async fn call_model(
+        &mut self,
+        backend: &dyn Backend,
+        request: ChatRequest,
+    ) -> Result<crate::llm::ChatOutput, crate::llm::LlmError> {
+        self.live = None;
+        let (Some(tx), ToolCalling::Planner) = (self.answer_tx.clone(), self.agent.tool_calling)
+        else {
+            return backend.chat(request).await;
+        };
+        use futures::StreamExt;
+        let mut events = backend.chat_stream(request).await?;
+        let mut live = AnswerStream::new(
+            self.runner.governor.store.current(),
+            self.subject.clone(),
+            tx,
+        );
+        let mut content = String::new();
+        let mut tool_calls = Vec::new();
+        while let Some(event) = events.next().await {
+            match event? {
+                crate::llm::StreamEvent::Content(t) => {
+                    live.push(&t);
+                    content.push_str(&t);
+                }
+                crate::llm::StreamEvent::ToolCalls(c) => tool_calls = c,
+                crate::llm::StreamEvent::Done {
+                    finish_reason,
+                    usage,
+                } => {
+                    self.live = Some(live);
+                    return Ok(crate::llm::ChatOutput {
+                        content: Some(content),
+                        tool_calls,
+                        finish_reason,
+                        usage,
+                    });
+                }
+            }
+        }
+        Err(crate::llm::LlmError::Engine(
+            "the model stream ended early".into(),
+        ))
+    }
+
+    /// Releases what the answer stream still holds, after the whole
+    /// answer's checks (re-taken here on the text the guards saw).
+    async fn finish_live(&mut self) {
+        let Some(mut live) = self.live.take() else {
+            return;
+        };
+        if !live.streaming() {
+            return;
+        }
+        let bundle = self.runner.governor.store.current();
+        let gov = &self.runner.governor;
+        let llm = gov
+            .evaluate(&bundle, Stage::LlmOutput, live.llm_text(), &self.subject)
+            .await;
+        live.finish_llm(&llm);
+        let out = gov
+            .evaluate(&bundle, Stage::Output, live.out_text(), &self.subject)
+            .await;
+        live.finish_out(&out);
+        // Later finals are not streamed again: the client has this one.
+        self.answer_tx = None;
     }
 
     /// Checks every requested call, then runs the allowed ones

@@ -44,6 +44,8 @@ pub struct RunRequest {
     pub id: Option<String>,
     /// Earlier turns of the conversation (user and assistant messages).
     pub history: Vec<crate::llm::ChatMessage>,
+    /// Receives the final answer as it is written (checked text only).
+    pub answer_stream: Option<mpsc::UnboundedSender<String>>,
 }
 
 /// A fresh run id.
@@ -129,6 +131,7 @@ impl Runner {
             Vec::new(),
             events,
         );
+        run.answer_tx = req.answer_stream.clone();
         let message = req.message.clone();
         let end = self
             .bounded(&id, token, &req.agent, async {
@@ -304,11 +307,11 @@ impl Runner {
         steps: Vec<StepRecord>,
         events: Option<mpsc::UnboundedSender<StepRecord>>,
     ) -> Run<'a> {
-        Run {
-            runner: self,
-            id: id.to_owned(),
+        Run::new(
+            self,
+            id.to_owned(),
             agent,
-            subject: Subject {
+            Subject {
                 key,
                 agent: Some(agent.name.clone()),
                 channel: Some(channel.to_owned()),
@@ -316,9 +319,7 @@ impl Runner {
             },
             steps,
             events,
-            prompt_tokens: 0,
-            completion_tokens: 0,
-        }
+        )
     }
 
     fn register(&self, id: &str) -> CancellationToken {

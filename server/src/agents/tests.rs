@@ -102,8 +102,24 @@ impl Backend for Scripted {
         }
     }
 
-    async fn chat_stream(&self, _: ChatRequest) -> Result<EventStream, LlmError> {
-        Err(LlmError::InvalidRequest("not scripted".into()))
+    /// The scripted reply in 3-byte pieces.
+    async fn chat_stream(&self, request: ChatRequest) -> Result<EventStream, LlmError> {
+        use futures::StreamExt;
+        let out = self.chat(request).await?;
+        let text = out.content.clone().unwrap_or_default();
+        let mut events: Vec<Result<crate::llm::StreamEvent, LlmError>> = Vec::new();
+        let bytes: Vec<char> = text.chars().collect();
+        for piece in bytes.chunks(3) {
+            events.push(Ok(crate::llm::StreamEvent::Content(piece.iter().collect())));
+        }
+        if !out.tool_calls.is_empty() {
+            events.push(Ok(crate::llm::StreamEvent::ToolCalls(out.tool_calls)));
+        }
+        events.push(Ok(crate::llm::StreamEvent::Done {
+            finish_reason: out.finish_reason,
+            usage: out.usage,
+        }));
+        Ok(futures::stream::iter(events).boxed())
     }
 }
 
@@ -222,6 +238,7 @@ fn request(a: AgentSpec, message: &str) -> RunRequest {
         channel: "test".into(),
         id: None,
         history: Vec::new(),
+        answer_stream: None,
     }
 }
 
@@ -744,4 +761,32 @@ async fn one_approval_covers_one_call_even_when_two_are_identical() {
     let done = r.resume(&first.id, &a, approve, None).await.unwrap();
     assert_eq!(done.status, RunStatus::Completed, "{:?}", done.error);
     assert_eq!(w.tools.calls.lock().unwrap().len(), 2);
+}
+
+#[tokio::test]
+async fn the_final_answer_streams_as_it_is_written_and_checked() {
+    let w = world().await;
+    let backend = Scripted::new(vec![
+        Reply::Text(r#"{"tool": "lookup", "arguments": {"q": "a"}}"#),
+        Reply::Text(
+            r#"{"final": "The key is AKIAIOSFODNN7EXAMPLE and the answer is \"forty two\", as requested by the user today."}"#,
+        ),
+    ]);
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
+    let mut req = request(agent(ToolCalling::Planner), "what is it?");
+    req.answer_stream = Some(tx);
+    let report = runner(&w, backend).run(req, None).await.unwrap();
+    assert_eq!(report.status, RunStatus::Completed);
+    let mut pieces = Vec::new();
+    while let Ok(p) = rx.try_recv() {
+        pieces.push(p);
+    }
+    assert!(pieces.len() > 1, "streamed in pieces: {pieces:?}");
+    let streamed = pieces.concat();
+    assert_eq!(Some(streamed.as_str()), report.answer.as_deref());
+    assert!(
+        streamed.contains("[REDACTED:aws_access_key]") && !streamed.contains("AKIA"),
+        "{streamed}"
+    );
+    assert!(streamed.contains("\"forty two\""), "{streamed}");
 }

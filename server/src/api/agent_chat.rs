@@ -74,6 +74,7 @@ pub async fn completions(
         channel: "api".into(),
         id: Some(crate::agents::runner::new_run_id()),
         history,
+        answer_stream: None,
     };
     let run_id = run.id.clone().unwrap_or_default();
     let created = chrono::Utc::now().timestamp();
@@ -142,8 +143,39 @@ pub async fn completions(
             return;
         }
         // The run is its own task: the stream ending early does not stop it.
-        let report = match tokio::spawn(async move { agents.runner.run(run, None).await })
-            .await
+        // A planner's final answer arrives on `answers` as it is written
+        // (already checked); anything else is sent when the run ends.
+        let (answer_tx, mut answers) = tokio::sync::mpsc::unbounded_channel::<String>();
+        let mut run = run;
+        run.answer_stream = Some(answer_tx);
+        let mut task = tokio::spawn(async move { agents.runner.run(run, None).await });
+        let mut streamed = String::new();
+        let finished = loop {
+            tokio::select! {
+                piece = answers.recv() => match piece {
+                    Some(p) => {
+                        let d = Delta { content: Some(p.clone()), ..Delta::default() };
+                        if tx.send(chunk(&run_id, d, None, None)).await.is_err() {
+                            return;
+                        }
+                        streamed.push_str(&p);
+                    }
+                    None => break (&mut task).await,
+                },
+                r = &mut task => break r,
+            }
+        };
+        while let Ok(p) = answers.try_recv() {
+            let d = Delta {
+                content: Some(p.clone()),
+                ..Delta::default()
+            };
+            if tx.send(chunk(&run_id, d, None, None)).await.is_err() {
+                return;
+            }
+            streamed.push_str(&p);
+        }
+        let report = match finished
             .map_err(|e| crate::agents::RunError::State(e.to_string()))
             .and_then(|r| r)
         {
@@ -164,9 +196,12 @@ pub async fn completions(
                 return;
             }
         };
-        // The answer is only known whole (it is inside the planner's JSON):
-        // it is sent in word-sized pieces as it is released.
-        for piece in answer.split_inclusive(' ') {
+        // What was not streamed (native agents, or a final that was not
+        // streamed) is sent now, in word-sized pieces.
+        let rest = answer
+            .strip_prefix(streamed.as_str())
+            .unwrap_or(if streamed.is_empty() { &answer } else { "" });
+        for piece in rest.split_inclusive(' ') {
             let d = Delta {
                 content: Some(piece.to_owned()),
                 ..Delta::default()

@@ -184,6 +184,7 @@ pub async fn create_run(
         channel,
         id: None,
         history: Vec::new(),
+        answer_stream: None,
     };
     let Some(agents) = state.agents.clone() else {
         return Err(ApiError::unavailable(
