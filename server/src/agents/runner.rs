@@ -68,8 +68,6 @@ pub enum RunError {
     NotFound(String),
     #[error("run {0} is {1}, not awaiting approval")]
     NotPaused(String, String),
-    #[error("run {0} is already finished ({1})")]
-    Finished(String, String),
     #[error("the run's saved state is unreadable: {0}")]
     State(String),
     #[error("database error: {0}")]

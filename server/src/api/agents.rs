@@ -50,7 +50,7 @@ fn db_error(e: sea_orm::DbErr) -> ApiError {
 fn run_error(e: RunError) -> ApiError {
     match e {
         RunError::NotFound(_) => ApiError::not_found(e.to_string()),
-        RunError::NotPaused(..) | RunError::Finished(..) => {
+        RunError::NotPaused(..) => {
             ApiError::new(StatusCode::CONFLICT, "invalid_request_error", e.to_string())
         }
         RunError::Audit(_) => ApiError::unavailable(e.to_string()).with_code("audit_unavailable"),
