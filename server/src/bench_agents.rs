@@ -30,7 +30,7 @@ use crate::llm::{
     Backend, ChatOutput, ChatRequest, EventStream, FinishReason, LlmError, ModelRegistry, Usage,
 };
 use crate::plugins::kv_store::KvStore;
-use crate::plugins::{CallRequest, HostServices, LoadedPlugin, standalone};
+use crate::plugins::{HostServices, LoadedPlugin, standalone};
 
 #[derive(Args)]
 pub struct AgentBenchArgs {
@@ -126,12 +126,7 @@ pub async fn run(config: Config, args: AgentBenchArgs) -> anyhow::Result<()> {
 
     if args.e2e {
         let registry = Arc::new(ModelRegistry::from_config(&config).await?);
-        let default_model = config
-            .effective_models()
-            .first()
-            .map(|m| m.id().to_owned())
-            .unwrap_or_default();
-        let runner = Runner::new(registry, tools, governor, db, default_model);
+        let runner = Runner::new(registry, tools, governor, db, config.first_model_id());
         println!("document scenario with the embedded model");
         for message in [
             "Save a note titled 'Q3 plan' saying 'Ship the audit log by Friday.'",
@@ -231,14 +226,7 @@ impl ToolHost for OneFixedPlugin {
                     .iter()
                     .any(|pat| pat.ends_with(&format!("/{}", t.name)) || pat.ends_with("/*"))
             })
-            .map(|t| ResolvedTool {
-                plugin: p.id().to_owned(),
-                plugin_version: p.manifest.version.clone(),
-                name: t.name.clone(),
-                description: t.description.clone(),
-                effect: t.effect.as_str().to_owned(),
-                schema: t.arguments_schema.clone(),
-            })
+            .map(|t| ResolvedTool::of(p, t))
             .collect())
     }
 
@@ -249,20 +237,6 @@ impl ToolHost for OneFixedPlugin {
         user: Option<&str>,
         run_id: &str,
     ) -> ToolOutcome {
-        let outcome = self
-            .0
-            .call(
-                &tool.name,
-                &arguments.to_string(),
-                &CallRequest {
-                    user: user.map(str::to_owned),
-                    conversation: Some(run_id.to_owned()),
-                },
-            )
-            .await;
-        ToolOutcome {
-            result: outcome.result.map_err(|e| format!("{}: {e}", e.code())),
-            elapsed: outcome.elapsed,
-        }
+        crate::agents::tools::call_loaded(&self.0, tool, arguments, user, run_id).await
     }
 }

@@ -385,6 +385,23 @@ impl Config {
         }
     }
 
+    /// The first configured model's id (the default for plugins, judges
+    /// and agents that name none).
+    pub fn first_model_id(&self) -> String {
+        self.effective_models()
+            .first()
+            .map(|m| m.id().to_owned())
+            .unwrap_or_default()
+    }
+
+    /// The model that answers `llm_judge` rules.
+    pub fn judge_model(&self) -> String {
+        self.policies
+            .judge_model
+            .clone()
+            .unwrap_or_else(|| self.first_model_id())
+    }
+
     /// The agents to offer, with the shipped three when none are declared.
     pub fn effective_agents(&self) -> Vec<crate::agents::AgentSpec> {
         if self.agents.is_empty() {

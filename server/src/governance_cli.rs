@@ -11,7 +11,8 @@ use clap::{Args, Subcommand};
 use crate::config::Config;
 use crate::governance::audit::{self, AuditFilter};
 use crate::governance::bundle::Bundle;
-use crate::governance::judge::{JudgeCache, answer_all};
+use crate::governance::governor::evaluate_judged;
+use crate::governance::judge::JudgeCache;
 use crate::governance::store::PolicySource;
 use crate::governance::{EvalInput, Stage, Subject};
 
@@ -142,36 +143,24 @@ async fn eval(config: Config, args: EvalArgs) -> anyhow::Result<()> {
         text: &text,
         subject: &subject,
     };
-    let mut judgements = HashMap::new();
-    let first = bundle.evaluate(input, &judgements, false);
-    let decision = if first.pending.is_empty() {
-        first.decision
+    // The model loads only when asked and when a judge rule is reached.
+    let needs_judge = !bundle
+        .evaluate(input, &HashMap::new(), false)
+        .pending
+        .is_empty();
+    let judge = if args.judge && needs_judge {
+        let registry = Arc::new(crate::llm::ModelRegistry::from_config(&config).await?);
+        Some(crate::governance::model_judge::RegistryJudge {
+            registry,
+            model: config.judge_model(),
+        })
     } else {
-        let judge = if args.judge {
-            let registry = Arc::new(crate::llm::ModelRegistry::from_config(&config).await?);
-            let model = config
-                .policies
-                .judge_model
-                .clone()
-                .or_else(|| config.effective_models().first().map(|m| m.id().to_owned()))
-                .unwrap_or_default();
-            Some(crate::governance::model_judge::RegistryJudge { registry, model })
-        } else {
-            None
-        };
-        let pending = first
-            .pending
-            .into_iter()
-            .map(|(r, s)| (r, s, text.clone()))
-            .collect();
-        let judge_ref = judge
-            .as_ref()
-            .map(|j| j as &dyn crate::governance::judge::Judge);
-        let notes = answer_all(judge_ref, &JudgeCache::new(16), pending, &mut judgements).await;
-        let mut d = bundle.evaluate(input, &judgements, false).decision;
-        d.judge = notes;
-        d
+        None
     };
+    let judge_ref = judge
+        .as_ref()
+        .map(|j| j as &dyn crate::governance::judge::Judge);
+    let decision = evaluate_judged(&bundle, input, judge_ref, &JudgeCache::new(16)).await;
     println!("{}", serde_json::to_string_pretty(&decision)?);
     Ok(())
 }

@@ -132,11 +132,7 @@ pub async fn start_core(config: &Config) -> anyhow::Result<Core> {
     let registry = Arc::new(ModelRegistry::from_config(config).await?);
     let (governor, audit_writer) = start_governance(config, &registry, db.clone())?;
     let plugins = Arc::new(start_plugins(config, &registry, db.clone()).await?);
-    let default_model = config
-        .effective_models()
-        .first()
-        .map(|m| m.id().to_owned())
-        .unwrap_or_default();
+    let default_model = config.first_model_id();
     let agents = Arc::new(crate::agents::AgentService {
         catalog: crate::agents::AgentCatalog::new(config.effective_agents(), db.clone()),
         runner: crate::agents::Runner::new(
@@ -180,14 +176,7 @@ fn start_governance(
     let status = store.status();
     tracing::info!(source = %status.source, bundle = %status.bundle, policies = status.policies.len(), "governance policies active");
     store.watch(Duration::from_millis(config.policies.reload_interval_ms));
-    let judge_model = match &config.policies.judge_model {
-        Some(m) => m.clone(),
-        None => config
-            .effective_models()
-            .first()
-            .map(|m| m.id().to_owned())
-            .unwrap_or_default(),
-    };
+    let judge_model = config.judge_model();
     if registry.get(&judge_model).is_none() {
         anyhow::bail!("policies.judge_model {judge_model:?} is not a configured model");
     }
@@ -206,14 +195,11 @@ async fn start_plugins(
     registry: &Arc<ModelRegistry>,
     db: sea_orm::DatabaseConnection,
 ) -> anyhow::Result<crate::plugins::PluginManager> {
-    let model = match &config.plugins.llm_model {
-        Some(m) => m.clone(),
-        None => config
-            .effective_models()
-            .first()
-            .map(|m| m.id().to_owned())
-            .unwrap_or_default(),
-    };
+    let model = config
+        .plugins
+        .llm_model
+        .clone()
+        .unwrap_or_else(|| config.first_model_id());
     if registry.get(&model).is_none() {
         anyhow::bail!("plugins.llm_model {model:?} is not a configured model");
     }

@@ -883,18 +883,7 @@ fn stops(action: Action) -> bool {
 }
 
 fn blocked_message(c: &Checked) -> String {
-    let rule = c
-        .decision
-        .deciding()
-        .map_or_else(|| "unknown".to_owned(), |m| m.qualified());
-    format!(
-        "{} (policy {rule}, audit record {})",
-        c.decision
-            .message
-            .as_deref()
-            .unwrap_or("stopped by a governance policy"),
-        c.audit_seq
-    )
+    c.decision.stop_message(c.audit_seq)
 }
 
 fn cut(s: &str) -> &str {

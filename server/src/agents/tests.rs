@@ -554,7 +554,12 @@ async fn runs_time_out_and_can_be_cancelled() {
     assert!(r.cancel(&id, "tester").await.unwrap());
     let report = task.await.unwrap().unwrap();
     assert_eq!(report.status, RunStatus::Cancelled);
-    drop(rx.try_recv());
+    // Watchers are told how the run ended.
+    let last = std::iter::from_fn(|| rx.try_recv().ok()).last().unwrap();
+    assert_eq!(
+        (last.kind.as_str(), &last.detail["status"]),
+        ("error", &json!("cancelled"))
+    );
 }
 
 #[tokio::test]

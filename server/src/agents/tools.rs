@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::plugins::{CallRequest, PluginManager};
+use crate::plugins::runtime::ToolInfo;
+use crate::plugins::{CallRequest, LoadedPlugin, PluginManager};
 
 #[derive(Debug, Clone)]
 pub struct ResolvedTool {
@@ -38,6 +39,40 @@ pub trait ToolHost: Send + Sync {
         user: Option<&str>,
         run_id: &str,
     ) -> ToolOutcome;
+}
+
+impl ResolvedTool {
+    pub fn of(plugin: &LoadedPlugin, t: &ToolInfo) -> Self {
+        Self {
+            plugin: plugin.id().to_owned(),
+            plugin_version: plugin.manifest.version.clone(),
+            name: t.name.clone(),
+            description: t.description.clone(),
+            effect: t.effect.as_str().to_owned(),
+            schema: t.arguments_schema.clone(),
+        }
+    }
+}
+
+/// One call of a loaded plugin's tool on behalf of a run.
+pub async fn call_loaded(
+    plugin: &LoadedPlugin,
+    tool: &ResolvedTool,
+    arguments: &Value,
+    user: Option<&str>,
+    run_id: &str,
+) -> ToolOutcome {
+    let request = CallRequest {
+        user: user.map(str::to_owned),
+        conversation: Some(run_id.to_owned()),
+    };
+    let outcome = plugin
+        .call(&tool.name, &arguments.to_string(), &request)
+        .await;
+    ToolOutcome {
+        result: outcome.result.map_err(|e| format!("{}: {e}", e.code())),
+        elapsed: outcome.elapsed,
+    }
 }
 
 /// The installed plugins, as the server runs them.
@@ -74,14 +109,7 @@ impl ToolHost for PluginTools {
                         t.name, other.plugin
                     ));
                 }
-                out.push(ResolvedTool {
-                    plugin: plugin_id.to_owned(),
-                    plugin_version: plugin.manifest.version.clone(),
-                    name: t.name.clone(),
-                    description: t.description.clone(),
-                    effect: t.effect.as_str().to_owned(),
-                    schema: t.arguments_schema.clone(),
-                });
+                out.push(ResolvedTool::of(&plugin, t));
             }
         }
         Ok(out)
@@ -103,16 +131,6 @@ impl ToolHost for PluginTools {
                 };
             }
         };
-        let request = CallRequest {
-            user: user.map(str::to_owned),
-            conversation: Some(run_id.to_owned()),
-        };
-        let outcome = plugin
-            .call(&tool.name, &arguments.to_string(), &request)
-            .await;
-        ToolOutcome {
-            result: outcome.result.map_err(|e| format!("{}: {e}", e.code())),
-            elapsed: outcome.elapsed,
-        }
+        call_loaded(&plugin, tool, arguments, user, run_id).await
     }
 }

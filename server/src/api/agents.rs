@@ -25,7 +25,7 @@ use crate::keys::{Principal, Role};
 
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
-fn service(state: &AppState) -> Result<&AgentService, ApiError> {
+pub(super) fn service(state: &AppState) -> Result<&AgentService, ApiError> {
     state
         .agents
         .as_deref()
@@ -43,7 +43,7 @@ fn catalog_error(e: CatalogError) -> ApiError {
     }
 }
 
-fn db_error(e: sea_orm::DbErr) -> ApiError {
+pub(super) fn db_error(e: sea_orm::DbErr) -> ApiError {
     ApiError::internal(format!("database error: {e}"))
 }
 
@@ -289,7 +289,7 @@ pub async fn list_runs(
 }
 
 /// Admins see every run; users their own.
-fn visible(p: &Principal, subject: Option<&str>) -> bool {
+pub(super) fn visible(p: &Principal, subject: Option<&str>) -> bool {
     p.role == Role::Admin || subject == Some(p.name.as_str())
 }
 

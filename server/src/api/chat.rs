@@ -347,14 +347,7 @@ fn sse_events(
 /// The error a stopping decision becomes. `require_approval` cannot pause a
 /// plain completion (there is no run to resume), so it stops it too.
 fn blocked(d: &Decision, audit_seq: i64) -> ApiError {
-    let rule = d
-        .deciding()
-        .map_or_else(|| "unknown".to_owned(), |m| m.qualified());
-    let message = d
-        .message
-        .as_deref()
-        .unwrap_or("This content was stopped by a governance policy.");
-    ApiError::policy_blocked(message, &rule, audit_seq)
+    ApiError::policy_blocked(d, audit_seq)
 }
 
 async fn check(

@@ -81,11 +81,11 @@ impl ApiError {
 
     /// A governance policy stopped the content; the message is the rule's
     /// own, followed by where to find the decision.
-    pub fn policy_blocked(message: &str, rule: &str, audit_seq: i64) -> Self {
+    pub fn policy_blocked(d: &crate::governance::Decision, audit_seq: i64) -> Self {
         Self::new(
             StatusCode::BAD_REQUEST,
             "invalid_request_error",
-            format!("{message} (policy {rule}, audit record {audit_seq})"),
+            d.stop_message(audit_seq),
         )
         .with_code("content_policy_violation")
     }

@@ -11,22 +11,12 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
+use super::agents::{db_error, service, visible};
 use super::auth::require_admin;
 use super::error::ApiError;
 use super::json::ApiJson;
-use crate::agents::{AgentService, feedback, memory};
+use crate::agents::{feedback, memory};
 use crate::keys::{Principal, Role};
-
-fn service(state: &AppState) -> Result<&AgentService, ApiError> {
-    state
-        .agents
-        .as_deref()
-        .ok_or_else(|| ApiError::unavailable("agents are not running on this server"))
-}
-
-fn db_error(e: sea_orm::DbErr) -> ApiError {
-    ApiError::internal(format!("database error: {e}"))
-}
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -162,16 +152,13 @@ pub async fn add_feedback(
     )
     .map_err(ApiError::bad_request)?;
     let svc = service(&state)?;
-    let visible = |subject: Option<&str>| {
-        principal.role == Role::Admin || subject == Some(principal.name.as_str())
-    };
     let (run, _) = svc
         .runner
         .runs
         .get(&id)
         .await
         .map_err(db_error)?
-        .filter(|(run, _)| visible(run.subject.as_deref()))
+        .filter(|(run, _)| visible(&principal, run.subject.as_deref()))
         .ok_or_else(|| ApiError::not_found(format!("no run {id:?}")))?;
     if run.answer.is_none() {
         return Err(ApiError::new(

@@ -97,6 +97,19 @@ impl Decision {
         self.redacted.as_deref().unwrap_or(original)
     }
 
+    /// What a user is told when this decision stops content: the rule's
+    /// message, then which rule and which audit record to look up.
+    pub fn stop_message(&self, audit_seq: i64) -> String {
+        let rule = self
+            .deciding()
+            .map_or_else(|| "unknown".to_owned(), |m| m.qualified());
+        let message = self
+            .message
+            .as_deref()
+            .unwrap_or("This content was stopped by a governance policy.");
+        format!("{message} (policy {rule}, audit record {audit_seq})")
+    }
+
     /// The deciding match (the first enforced one with the final action).
     pub fn deciding(&self) -> Option<&RuleMatch> {
         self.matches

@@ -68,20 +68,7 @@ impl Governor {
             text,
             subject,
         };
-        let mut judgements = HashMap::new();
-        let first = bundle.evaluate(input, &judgements, false);
-        if first.pending.is_empty() {
-            return first.decision;
-        }
-        let pending = first
-            .pending
-            .into_iter()
-            .map(|(rule, spec)| (rule, spec, text.to_owned()))
-            .collect();
-        let notes = answer_all(self.judge.as_deref(), &self.cache, pending, &mut judgements).await;
-        let mut decision = bundle.evaluate(input, &judgements, false).decision;
-        decision.judge = notes;
-        decision
+        evaluate_judged(bundle, input, self.judge.as_deref(), &self.cache).await
     }
 
     pub async fn record(
@@ -94,4 +81,28 @@ impl Governor {
             .append_one(NewRecord::from_decision(decision, subject, run_id))
             .await
     }
+}
+
+/// Evaluates `input`, asking `judge` (through `cache`) the LLM judge
+/// questions whose answers would change the decision, then deciding again.
+pub async fn evaluate_judged(
+    bundle: &Bundle,
+    input: EvalInput<'_>,
+    judge: Option<&dyn Judge>,
+    cache: &JudgeCache,
+) -> Decision {
+    let mut judgements = HashMap::new();
+    let first = bundle.evaluate(input, &judgements, false);
+    if first.pending.is_empty() {
+        return first.decision;
+    }
+    let pending = first
+        .pending
+        .into_iter()
+        .map(|(rule, spec)| (rule, spec, input.text.to_owned()))
+        .collect();
+    let notes = answer_all(judge, cache, pending, &mut judgements).await;
+    let mut decision = bundle.evaluate(input, &judgements, false).decision;
+    decision.judge = notes;
+    decision
 }
