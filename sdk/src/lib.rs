@@ -36,7 +36,7 @@
 #[allow(clippy::too_many_arguments)] // generated import shims
 pub mod bindings {
     wit_bindgen::generate!({
-        path: "wit",
+        path: "wit/v0.1.0",
         world: "warden:plugin/plugin",
         pub_export_macro: true,
         default_bindings_module: "warden_sdk::bindings",

@@ -1,0 +1,80 @@
+//! The configured models: `[[models]]` turned into a [`ModelRegistry`] of
+//! embedded (mistral.rs) and remote (OpenAI-compatible) backends, and the
+//! default model fetched when one needs it.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use warden_llm::{Backend, ModelRegistry};
+use warden_llm_embedded::EmbeddedBackend;
+use warden_llm_embedded::model::{default_model_path, ensure_default_model};
+use warden_llm_remote::RemoteBackend;
+
+use crate::config::{Config, ModelConfig};
+
+/// Starts every configured backend. Embedded models load here, which takes
+/// a few seconds each.
+pub async fn load(config: &Config) -> anyhow::Result<ModelRegistry> {
+    let mut registry = ModelRegistry::default();
+    for model in config.effective_models() {
+        let backend: Arc<dyn Backend> = match &model {
+            ModelConfig::Embedded { id, path, dtype } => {
+                let path = match path {
+                    Some(p) => p.clone(),
+                    None => default_model_path(&config.models_dir()).with_context(|| {
+                        format!(
+                            "model {id:?}: no path given and the default model is not installed; run `warden model fetch`"
+                        )
+                    })?,
+                };
+                Arc::new(
+                    EmbeddedBackend::load(id, &path, *dtype)
+                        .await
+                        .with_context(|| format!("loading model {id:?} from {}", path.display()))?,
+                )
+            }
+            ModelConfig::Openai {
+                id,
+                base_url,
+                api_key_env,
+                upstream_model,
+                timeout_secs,
+            } => {
+                let key = match api_key_env {
+                    Some(var) => Some(std::env::var(var).with_context(|| {
+                        format!("model {id:?}: environment variable {var} is not set")
+                    })?),
+                    None => None,
+                };
+                Arc::new(
+                    RemoteBackend::new(
+                        id,
+                        base_url,
+                        key,
+                        upstream_model.as_deref().unwrap_or(id),
+                        std::time::Duration::from_secs(*timeout_secs),
+                    )
+                    .with_context(|| format!("model {id:?}"))?,
+                )
+            }
+        };
+        registry.insert(backend);
+    }
+    Ok(registry)
+}
+
+/// Fetches (and converts) the default model when an embedded model names
+/// no file and it is not installed yet.
+pub async fn fetch_default_if_needed(config: &Config) -> anyhow::Result<()> {
+    let needs_default_model = config
+        .effective_models()
+        .iter()
+        .any(|m| matches!(m, ModelConfig::Embedded { path: None, .. }));
+    if needs_default_model {
+        let dir = config.models_dir();
+        tokio::task::spawn_blocking(move || ensure_default_model(&dir))
+            .await
+            .context("model fetch task")??;
+    }
+    Ok(())
+}

@@ -1,0 +1,219 @@
+//! `warden serve`: wires configuration, database, models and the HTTP API
+//! together and runs until SIGTERM or ctrl-c.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use warden_agents::{AgentCatalog, AgentService, Runner};
+use warden_governance::Governor;
+use warden_governance::audit::AuditLog;
+use warden_governance::judge::Judge;
+use warden_governance::store::PolicyStore;
+use warden_llm::ModelRegistry;
+use warden_plugin_host::kv_store::KvStore;
+use warden_plugin_host::{HostServices, PluginManager};
+
+use crate::adapters::{PluginTools, RegistryJudge, RegistryLlm};
+use crate::api::{self, AppState, request_log::RequestLogger, wire::Limits};
+use crate::config::Config;
+
+/// What `warden serve` tells its operator; the CLI prints it (to stdout,
+/// never through the log, since the admin key is a secret).
+pub enum Notice {
+    /// The first admin key, created on an empty database; shown once.
+    AdminKey(String),
+    Listening(SocketAddr),
+}
+
+pub async fn serve(config: Config, notify: impl Fn(Notice)) -> anyhow::Result<()> {
+    let core = start_core(&config).await?;
+    if crate::keys::count(&core.db).await? == 0 {
+        let key = crate::keys::create(&core.db, "admin", crate::keys::Role::Admin).await?;
+        notify(Notice::AdminKey(key));
+    }
+    let (request_log, log_writer) = RequestLogger::spawn(core.db.clone());
+    let limits = Limits {
+        default_max_tokens: config.server.default_max_tokens,
+        max_tokens_limit: config.server.max_tokens_limit,
+    };
+    let audit_writer = core.audit_writer;
+    let mut state = AppState::new(
+        core.registry,
+        core.db.clone(),
+        limits,
+        request_log,
+        core.governor,
+        core.plugins,
+        core.agents,
+    );
+    state.stream_hold_back = config.policies.stream_hold_back_bytes;
+    let app = api::router(state, config.server.max_body_bytes);
+
+    let listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .with_context(|| format!("binding {}", config.server.listen))?;
+    let addr = listener.local_addr()?;
+    notify(Notice::Listening(addr));
+    tracing::info!(%addr, "serving");
+
+    let grace = Duration::from_secs(config.server.shutdown_grace_secs);
+    let (shutdown_started_tx, shutdown_started_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = axum::serve(listener, app).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        tracing::info!("shutting down: refusing new connections, finishing in-flight requests");
+        let _ = shutdown_started_tx.send(());
+    });
+    let deadline = async move {
+        if shutdown_started_rx.await.is_ok() {
+            tokio::time::sleep(grace).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    tokio::select! {
+        result = server => result.context("server error")?,
+        () = deadline => tracing::warn!(?grace, "in-flight requests did not finish within the grace period"),
+    }
+    if tokio::time::timeout(Duration::from_secs(5), log_writer.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("request log did not flush within 5 s");
+    }
+    // Every audit append is awaited by its caller, so once the server has
+    // stopped nothing is queued; the writer ends when its senders are gone.
+    audit_writer.abort();
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+}
+
+/// What the server and in-process CLI verbs (`warden agent run`) share.
+pub struct Core {
+    pub db: sea_orm::DatabaseConnection,
+    pub registry: Arc<ModelRegistry>,
+    pub governor: Arc<Governor>,
+    pub plugins: Arc<PluginManager>,
+    pub agents: Arc<AgentService>,
+    pub audit_writer: tokio::task::JoinHandle<()>,
+}
+
+/// Fetches the default model if needed, opens the database, loads the
+/// models, the policies, the plugins and the agents.
+pub async fn start_core(config: &Config) -> anyhow::Result<Core> {
+    crate::models::fetch_default_if_needed(config).await?;
+    let db = warden_db::connect(&config.database_url())
+        .await
+        .context("opening the database")?;
+    let registry = Arc::new(crate::models::load(config).await?);
+    let (governor, audit_writer) = start_governance(config, &registry, db.clone())?;
+    let plugins = Arc::new(start_plugins(config, &registry, db.clone()).await?);
+    let default_model = config.first_model_id();
+    let agents = Arc::new(AgentService {
+        catalog: AgentCatalog::new(config.effective_agents(), db.clone()),
+        runner: Runner::new(
+            registry.clone(),
+            Arc::new(PluginTools::Installed(plugins.clone())),
+            governor.clone(),
+            db.clone(),
+            default_model,
+        ),
+    });
+    let interrupted = agents.runner.runs.fail_interrupted().await?;
+    if interrupted > 0 {
+        tracing::warn!(
+            runs = interrupted,
+            "agent runs interrupted by the last stop are marked failed"
+        );
+    }
+    Ok(Core {
+        db,
+        registry,
+        governor,
+        plugins,
+        agents,
+        audit_writer,
+    })
+}
+
+/// Loads the policy bundle (fatal if invalid: the server never runs
+/// ungoverned), starts the watcher and the audit writer.
+fn start_governance(
+    config: &Config,
+    registry: &Arc<ModelRegistry>,
+    db: sea_orm::DatabaseConnection,
+) -> anyhow::Result<(Arc<Governor>, tokio::task::JoinHandle<()>)> {
+    let store = Arc::new(
+        PolicyStore::open(config.policies.source()).context("loading governance policies")?,
+    );
+    let status = store.status();
+    tracing::info!(source = %status.source, bundle = %status.bundle, policies = status.policies.len(), "governance policies active");
+    store.watch(Duration::from_millis(config.policies.reload_interval_ms));
+    let judge_model = config.judge_model();
+    if registry.get(&judge_model).is_none() {
+        anyhow::bail!("policies.judge_model {judge_model:?} is not a configured model");
+    }
+    let judge: Arc<dyn Judge> = Arc::new(RegistryJudge {
+        registry: registry.clone(),
+        model: judge_model,
+    });
+    let (audit, writer) = AuditLog::spawn(db);
+    Ok((Arc::new(Governor::new(store, audit, Some(judge))), writer))
+}
+
+/// Loads every installed plugin; their `llm` calls go to
+/// `plugins.llm_model` (default: the first configured model).
+async fn start_plugins(
+    config: &Config,
+    registry: &Arc<ModelRegistry>,
+    db: sea_orm::DatabaseConnection,
+) -> anyhow::Result<PluginManager> {
+    let model = config
+        .plugins
+        .llm_model
+        .clone()
+        .unwrap_or_else(|| config.first_model_id());
+    if registry.get(&model).is_none() {
+        anyhow::bail!("plugins.llm_model {model:?} is not a configured model");
+    }
+    let services = HostServices {
+        kv: KvStore::new(db.clone()),
+        llm: Some(Arc::new(RegistryLlm {
+            registry: registry.clone(),
+            model,
+        })),
+    };
+    PluginManager::start(
+        config.plugins.clone(),
+        config.plugins_dir(),
+        Some(config.plugin_cache_dir()),
+        db,
+        services,
+    )
+    .await
+    .context("starting the plugin host")
+}
