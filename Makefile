@@ -50,6 +50,7 @@ venv:
 # integration suite against real servers with the real model, real wasm
 # plugins, SQLite and the local PostgreSQL.
 test: build plugins guests venv
+	bash tests/scripts/layering.sh
 	$(WARDEN) model fetch
 	cargo test --manifest-path plugins/Cargo.toml --workspace
 	WARDEN_BIN=$(WARDEN) WARDEN_TEST_PYTHON=$(VENV)/bin/python \
@@ -58,6 +59,7 @@ test: build plugins guests venv
 		cargo test --workspace -- --test-threads=2
 
 lint: toolchain
+	bash tests/scripts/layering.sh
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo fmt --manifest-path plugins/Cargo.toml --all --check

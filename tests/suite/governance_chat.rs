@@ -14,7 +14,7 @@ use warden_tests::upstream::{LEAKED_JWT, LEAKED_KEY, Upstream};
 use warden_tests::{Options, Server, api};
 
 /// The shipped policies plus one that blocks a topic on input and output.
-pub fn policy_dir_with(extra: &[(&str, &str)]) -> tempfile::TempDir {
+pub(crate) fn policy_dir_with(extra: &[(&str, &str)]) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
     for entry in
         std::fs::read_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../policies")).unwrap()
@@ -28,7 +28,7 @@ pub fn policy_dir_with(extra: &[(&str, &str)]) -> tempfile::TempDir {
     dir
 }
 
-pub const TOPIC_POLICY: &str = r#"
+pub(crate) const TOPIC_POLICY: &str = r#"
 policies:
   - id: topics
     version: 1
@@ -45,7 +45,7 @@ tests:
     expect: { decision: block }
 "#;
 
-pub async fn scripted_server(policies: &Path) -> (Upstream, Server) {
+pub(crate) async fn scripted_server(policies: &Path) -> (Upstream, Server) {
     let up = Upstream::start().await;
     let server = Server::start_with(Options {
         config: up.model_config(),

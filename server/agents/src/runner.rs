@@ -17,10 +17,10 @@ use super::runs::{RunStatus, RunStore, StepKind, StepRecord};
 use super::spec::AgentSpec;
 use super::state::{LoopState, Resolution};
 use super::tools::ToolHost;
-use warden_governance::audit::NewRecord;
 use warden_governance::Governor;
-use warden_policy::Subject;
+use warden_governance::audit::NewRecord;
 use warden_llm::ModelRegistry;
+use warden_policy::Subject;
 
 pub struct Runner {
     pub registry: Arc<ModelRegistry>,

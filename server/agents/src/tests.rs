@@ -6,7 +6,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 
 use super::runner::{RunRequest, Runner};
 use super::runs::{RunStatus, StepKind};
@@ -15,10 +15,10 @@ use super::state::Resolution;
 use super::testing::ScriptedTools;
 use warden_governance::Governor;
 use warden_governance::audit::AuditLog;
-use warden_policy::bundle::Bundle;
 use warden_governance::store::PolicyStore;
 use warden_llm::ModelRegistry;
 use warden_llm::testing::{Reply, ScriptedBackend};
+use warden_policy::bundle::Bundle;
 
 fn scripted(script: Vec<Reply>) -> Arc<ScriptedBackend> {
     ScriptedBackend::new("scripted", script)
@@ -237,7 +237,11 @@ async fn policies_redact_tool_results_and_block_tool_calls_before_the_model_or_t
     let calls = w.tools.calls();
     assert_eq!(calls.len(), 2, "the blocked call never ran: {calls:?}");
     assert_eq!(calls[1].1, json!({"q": "[REDACTED:github_token]"}));
-    let policy_steps: Vec<_> = report.steps.iter().filter(|s| s.kind == StepKind::Policy).collect();
+    let policy_steps: Vec<_> = report
+        .steps
+        .iter()
+        .filter(|s| s.kind == StepKind::Policy)
+        .collect();
     assert!(policy_steps.len() >= 3 && policy_steps.iter().all(|s| s.audit_seq.is_some()));
     assert!(warden_governance::audit::verify(&w.db).await.unwrap().ok);
 }
@@ -280,10 +284,7 @@ async fn approval_pauses_survives_a_restart_and_resumes() {
         "{:?}",
         paused.error
     );
-    assert!(
-        w.tools.calls().is_empty(),
-        "nothing ran before approval"
-    );
+    assert!(w.tools.calls().is_empty(), "nothing ran before approval");
 
     // A new runner over the same database: what a restarted server has.
     let backend = scripted(vec![Reply::text(r#"{"final": "Sent."}"#)]);
@@ -363,7 +364,10 @@ async fn runs_time_out_and_can_be_cancelled() {
     let w = world().await;
     let mut a = agent(ToolCalling::Planner);
     a.timeout_secs = 1;
-    let backend = scripted(vec![Reply::Slow(Duration::from_secs(30), r#"{"final": "late"}"#.into())]);
+    let backend = scripted(vec![Reply::Slow(
+        Duration::from_secs(30),
+        r#"{"final": "late"}"#.into(),
+    )]);
     let report = runner(&w, backend)
         .run(request(a.clone(), "slow"), None)
         .await
@@ -371,7 +375,10 @@ async fn runs_time_out_and_can_be_cancelled() {
     assert_eq!(report.status, RunStatus::TimedOut);
 
     a.timeout_secs = 60;
-    let backend = scripted(vec![Reply::Slow(Duration::from_secs(30), r#"{"final": "late"}"#.into())]);
+    let backend = scripted(vec![Reply::Slow(
+        Duration::from_secs(30),
+        r#"{"final": "late"}"#.into(),
+    )]);
     let r = Arc::new(runner(&w, backend));
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel();
     let task = {

@@ -71,4 +71,3 @@ pub trait ToolHost: Send + Sync {
         run_id: &str,
     ) -> ToolOutcome;
 }
-

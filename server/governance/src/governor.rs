@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use warden_policy::Stage;
 use crate::audit::{AuditError, AuditLog, NewRecord};
-use warden_policy::bundle::Bundle;
-use warden_policy::engine::{Decision, EvalInput, Subject};
 use crate::judge::{Judge, JudgeCache, answer_all};
 use crate::store::PolicyStore;
+use warden_policy::Stage;
+use warden_policy::bundle::Bundle;
+use warden_policy::engine::{Decision, EvalInput, Subject};
 
 pub struct Governor {
     pub store: Arc<PolicyStore>,

@@ -202,7 +202,9 @@ impl EmbeddedBackend {
             };
         }
 
-        let temperature = request.temperature.unwrap_or(warden_llm::DEFAULT_TEMPERATURE);
+        let temperature = request
+            .temperature
+            .unwrap_or(warden_llm::DEFAULT_TEMPERATURE);
         let top_p = request.top_p.unwrap_or(1.0);
         b = b.set_sampler_max_len(request.max_tokens as usize);
         match (request.seed, temperature > 0.0) {

@@ -11,7 +11,7 @@ use candle_core::Tensor;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-pub struct SeededSampler {
+pub(crate) struct SeededSampler {
     pub seed: u64,
     pub temperature: f64,
     pub top_p: f64,
@@ -34,7 +34,7 @@ impl mistralrs::CustomLogitsProcessor for SeededSampler {
 
 /// Picks an index from `logits` with temperature and nucleus (top-p)
 /// filtering, using `uniform` in [0, 1) as the random draw.
-pub fn sample_index(logits: &[f32], temperature: f64, top_p: f64, uniform: f64) -> usize {
+pub(crate) fn sample_index(logits: &[f32], temperature: f64, top_p: f64, uniform: f64) -> usize {
     let max = logits
         .iter()
         .copied()

@@ -409,7 +409,8 @@ pub struct HostPattern {
 
 impl HostPattern {
     pub fn parse(text: &str) -> Result<HostPattern, InvalidField> {
-        let bad = |why: &str| InvalidField(format!("{text:?} {why}; expected scheme://host[:port]"));
+        let bad =
+            |why: &str| InvalidField(format!("{text:?} {why}; expected scheme://host[:port]"));
         let (scheme, rest) = text.split_once("://").ok_or_else(|| bad("has no scheme"))?;
         if !matches!(scheme, "http" | "https" | "*") {
             return Err(bad("must use http, https or *"));

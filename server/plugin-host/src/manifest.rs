@@ -225,14 +225,19 @@ impl Manifest {
             ("fuel", l.fuel == Some(0)),
         ] {
             if zero {
-                return Err(InvalidField(format!("limits.{what} must be greater than 0")));
+                return Err(InvalidField(format!(
+                    "limits.{what} must be greater than 0"
+                )));
             }
         }
         let mut seen = std::collections::HashSet::new();
         for tool in &self.tools {
             validate_tool_name(&tool.name)?;
             if !seen.insert(&tool.name) {
-                return Err(InvalidField(format!("tool {:?} is declared twice", tool.name)));
+                return Err(InvalidField(format!(
+                    "tool {:?} is declared twice",
+                    tool.name
+                )));
             }
         }
         Ok(())
@@ -303,7 +308,9 @@ fn parse_semver(v: &str) -> Result<(u64, u64, u64), InvalidField> {
 pub fn parse_digest(d: &str) -> Result<&str, InvalidField> {
     match d.strip_prefix("sha256:") {
         Some(hex) if hex.len() == 64 && hex.chars().all(|c| c.is_ascii_hexdigit()) => Ok(hex),
-        _ => Err(InvalidField(format!("digest {d:?} must be sha256:<64 hex digits>"))),
+        _ => Err(InvalidField(format!(
+            "digest {d:?} must be sha256:<64 hex digits>"
+        ))),
     }
 }
 

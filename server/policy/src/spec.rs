@@ -14,8 +14,6 @@ use super::detectors::{
 use super::judge::JudgeSpec;
 use super::testing::PolicyTest;
 
-/// Where in an exchange content is checked.
-
 /// A policy value that does not compile (a bad pattern, an empty list, a
 /// rule that contradicts itself). serde reports it with the file's line,
 /// column and YAML path.
@@ -35,6 +33,7 @@ impl From<&str> for Invalid {
     }
 }
 
+/// Where in an exchange content is checked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, PartialOrd, Ord)]
 #[serde(rename_all = "snake_case")]
 pub enum Stage {
@@ -225,7 +224,7 @@ pub struct Scope {
 pub struct Pattern(String);
 
 impl TryFrom<String> for Pattern {
-    type Error = String;
+    type Error = Invalid;
     fn try_from(s: String) -> Result<Self, Invalid> {
         let body = s.strip_suffix('*').unwrap_or(&s);
         if body.contains('*') {
@@ -261,7 +260,7 @@ impl Pattern {
 pub struct Ident(String);
 
 impl TryFrom<String> for Ident {
-    type Error = String;
+    type Error = Invalid;
     fn try_from(s: String) -> Result<Self, Invalid> {
         let ok = !s.is_empty()
             && s.len() <= 64
@@ -336,11 +335,13 @@ impl<'de> Deserialize<'de> for Rule {
 }
 
 impl TryFrom<RuleRaw> for Rule {
-    type Error = String;
+    type Error = Invalid;
     fn try_from(r: RuleRaw) -> Result<Self, Invalid> {
         let id = &r.id;
         if r.stages.is_empty() {
-            return Err(Invalid(format!("rule {id}: `stages` must name at least one stage")));
+            return Err(Invalid(format!(
+                "rule {id}: `stages` must name at least one stage"
+            )));
         }
         let needs_message = matches!(r.action, Action::Block | Action::RequireApproval);
         match (&r.message, needs_message) {
@@ -369,7 +370,9 @@ impl TryFrom<RuleRaw> for Rule {
         }
         let redact = r.redact.unwrap_or_default();
         if redact.style != RedactStyle::Replace && redact.with.is_some() {
-            return Err(Invalid(format!("rule {id}: `with` is only used with style replace")));
+            return Err(Invalid(format!(
+                "rule {id}: `with` is only used with style replace"
+            )));
         }
         if redact.style != RedactStyle::Mask && redact.keep_last != 0 {
             return Err(Invalid(format!(
@@ -444,7 +447,7 @@ impl<'de> Deserialize<'de> for Match {
 }
 
 impl TryFrom<MatchRaw> for Match {
-    type Error = String;
+    type Error = Invalid;
     fn try_from(raw: MatchRaw) -> Result<Self, Invalid> {
         let mut nodes = Vec::new();
         if let Some(v) = raw.any {

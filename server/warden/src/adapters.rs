@@ -10,9 +10,11 @@ use std::time::Duration;
 use serde_json::Value;
 use warden_agents::tools::{ResolveError, ResolvedTool, ToolFailure, ToolHost, ToolOutcome};
 use warden_governance::judge::{Judge, JudgeError};
-use warden_llm::{Backend, ChatMessage, ChatRequest, LlmError, ModelRegistry, ResponseFormat, Role};
+use warden_llm::{
+    Backend, ChatMessage, ChatRequest, LlmError, ModelRegistry, ResponseFormat, Role,
+};
 use warden_plugin_host::runtime::ToolInfo;
-use warden_plugin_host::{CallRequest, LlmProvider, LoadedPlugin, PluginManager};
+use warden_plugin_host::{CallRequest, LlmProvider, LoadedPlugin, ManageError, PluginManager};
 
 /// `llm_judge` answered by one of the server's models, its output
 /// constrained to `{"answer": "yes"|"no"}` so that it always parses.
@@ -24,9 +26,10 @@ pub struct RegistryJudge {
 #[async_trait::async_trait]
 impl Judge for RegistryJudge {
     async fn ask(&self, question: &str, content: &str) -> Result<bool, JudgeError> {
-        let backend = self.registry.get(&self.model).ok_or_else(|| {
-            JudgeError(format!("judge model {:?} is not available", self.model))
-        })?;
+        let backend = self
+            .registry
+            .get(&self.model)
+            .ok_or_else(|| JudgeError(format!("judge model {:?} is not available", self.model)))?;
         let mut request = ChatRequest::new(
             vec![
                 ChatMessage::new(
@@ -93,11 +96,13 @@ pub enum PluginTools {
 }
 
 impl PluginTools {
-    async fn plugin(&self, id: &str) -> Result<Arc<LoadedPlugin>, String> {
+    async fn plugin(&self, id: &str) -> Result<Arc<LoadedPlugin>, ManageError> {
         match self {
-            PluginTools::Installed(m) => m.get(id).await.map_err(|e| e.to_string()),
+            PluginTools::Installed(m) => m.get(id).await,
             PluginTools::Fixed(p) if p.id() == id => Ok(p.clone()),
-            PluginTools::Fixed(_) => Err(format!("plugin {id} is not loaded")),
+            PluginTools::Fixed(_) => {
+                Err(ManageError::NotFound(format!("plugin {id} is not loaded")))
+            }
         }
     }
 }
@@ -124,9 +129,9 @@ impl ToolHost for PluginTools {
             let plugin = self
                 .plugin(plugin_id)
                 .await
-                .map_err(|reason| ResolveError::Plugin {
+                .map_err(|e| ResolveError::Plugin {
                     pattern: pattern.clone(),
-                    reason,
+                    reason: e.to_string(),
                 })?;
             let matching: Vec<_> = plugin
                 .tools
@@ -167,7 +172,7 @@ impl ToolHost for PluginTools {
             Ok(p) => p,
             Err(e) => {
                 return ToolOutcome {
-                    result: Err(ToolFailure::new("not_found", e)),
+                    result: Err(ToolFailure::new("not_found", e.to_string())),
                     elapsed: Duration::ZERO,
                 };
             }

@@ -3,17 +3,17 @@
 //! sandbox, and each result is checked at `tool_result` before the model,
 //! the run record or anyone else sees it.
 
-use serde_json::{Value, json};
 use sea_orm::DbErr;
+use serde_json::{Value, json};
 
+use super::{End, Flow, Run, blocked_message, cut, stops};
 use crate::planner::Step;
 use crate::runs::StepKind;
 use crate::state::{LoopState, PendingStep, Resolution};
 use crate::tools::ResolvedTool;
-use super::{End, Flow, Run, blocked_message, cut, stops};
 use warden_policy::{Action, Stage};
 
-impl Run<'_>{
+impl Run<'_> {
     /// Checks every requested call, then runs the allowed ones
     /// (concurrently when there are several), and returns what the model
     /// should be told about each. A call needing approval pauses the step

@@ -88,7 +88,7 @@ pub(super) struct Run<'a> {
 }
 
 impl<'a> Run<'a> {
-    pub fn new(
+    pub(crate) fn new(
         runner: &'a Runner,
         id: String,
         agent: &'a AgentSpec,
@@ -112,7 +112,7 @@ impl<'a> Run<'a> {
 }
 
 impl Run<'_> {
-    pub async fn record(
+    pub(crate) async fn record(
         &mut self,
         kind: StepKind,
         detail: Value,
@@ -200,7 +200,7 @@ impl Run<'_> {
     /// A new run: the input check, the opening messages, then the loop.
     /// `history` is earlier turns of the conversation (user and assistant
     /// messages); each passes the input stage like the new message.
-    pub async fn start(
+    pub(crate) async fn start(
         &mut self,
         tools: &[ResolvedTool],
         history: &[ChatMessage],
@@ -260,7 +260,7 @@ impl Run<'_> {
     }
 
     /// Runs the loop from `state`; `resolution` answers its pending step.
-    pub async fn drive(
+    pub(crate) async fn drive(
         &mut self,
         tools: &[ResolvedTool],
         state: LoopState,
@@ -332,10 +332,7 @@ impl Run<'_> {
             )
             .await?;
             if stopped {
-                return Ok(End::Stopped(
-                    RunStatus::Blocked,
-                    blocked_message(&checked),
-                ));
+                return Ok(End::Stopped(RunStatus::Blocked, blocked_message(&checked)));
             }
             if let Some(refusal) = self.refuse_calls(&reading).await? {
                 push(&mut state, Role::User, refusal);

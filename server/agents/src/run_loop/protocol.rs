@@ -57,7 +57,13 @@ pub(super) trait Protocol: Sync {
     fn steps(&self, reading: &Reading) -> Result<Vec<Step>, MalformedStep>;
 
     /// Adds the model's turn and the replies to its calls to the conversation.
-    fn feed_back(&self, state: &mut LoopState, text: &str, calls: &[ToolCall], replies: Vec<String>);
+    fn feed_back(
+        &self,
+        state: &mut LoopState,
+        text: &str,
+        calls: &[ToolCall],
+        replies: Vec<String>,
+    );
 }
 
 pub(super) fn of(calling: ToolCalling) -> &'static dyn Protocol {
@@ -205,7 +211,13 @@ impl Protocol for Native {
             .collect())
     }
 
-    fn feed_back(&self, state: &mut LoopState, text: &str, calls: &[ToolCall], replies: Vec<String>) {
+    fn feed_back(
+        &self,
+        state: &mut LoopState,
+        text: &str,
+        calls: &[ToolCall],
+        replies: Vec<String>,
+    ) {
         let mut assistant = ChatMessage::new(Role::Assistant, text);
         assistant.tool_calls = calls.to_vec();
         state.messages.push(SavedMessage::from(&assistant));

@@ -10,8 +10,7 @@ impl CallState {
         } else {
             "reading kv"
         };
-        self.require_effect(needs, what)
-            .map_err(HostError::from)?;
+        self.require_effect(needs, what).map_err(HostError::from)?;
         self.grant.check_kv(bucket).map_err(HostError::from)?;
         if let Some(key) = key {
             if key.is_empty() {

@@ -1,7 +1,7 @@
-use warden_llm::{ChatMessage, ChatRequest, ResponseFormat, Role};
 use crate::bindings::llm::{self, Completion, CompletionRequest};
 use crate::bindings::types::HostError;
 use crate::state::{CallState, MAX_LLM_CALLS_PER_CALL};
+use warden_llm::{ChatMessage, ChatRequest, ResponseFormat, Role};
 
 /// Largest prompt (all message contents together) a plugin may send.
 const MAX_PROMPT_BYTES: usize = 256 * 1024;

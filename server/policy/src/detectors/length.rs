@@ -31,7 +31,7 @@ struct LengthRaw {
 }
 
 impl TryFrom<LengthRaw> for LengthDetector {
-    type Error = String;
+    type Error = Invalid;
     fn try_from(r: LengthRaw) -> Result<Self, Invalid> {
         if r.max_chars.is_none()
             && r.min_chars.is_none()
@@ -53,7 +53,7 @@ static TOKEN: LazyLock<Regex> = LazyLock::new(|| builtin_regex(r"\w+|[^\w\s]"));
 
 /// Words and punctuation marks: a tokenizer-free estimate that stays close
 /// to BPE counts for prose (within about a third).
-pub fn estimate_tokens(text: &str) -> usize {
+pub(super) fn estimate_tokens(text: &str) -> usize {
     TOKEN.find_iter(text).count()
 }
 

@@ -45,7 +45,9 @@ impl RegexDetector {
             return Err("regex needs `pattern` or `patterns`".into());
         }
         if patterns.len() > MAX_PATTERNS {
-            return Err(Invalid(format!("regex takes at most {MAX_PATTERNS} patterns")));
+            return Err(Invalid(format!(
+                "regex takes at most {MAX_PATTERNS} patterns"
+            )));
         }
         let regexes = patterns
             .iter()

@@ -77,8 +77,7 @@ pub async fn completions(
     if !body.stream {
         // Spawned: a client that goes away does not cut the run short.
         let runner = agents.clone();
-        let report = tokio::spawn(async move { runner.runner.run(run, None).await })
-            .await??;
+        let report = tokio::spawn(async move { runner.runner.run(run, None).await }).await??;
         let answer = outcome(&report)?;
         return Ok(Json(ChatCompletionResponse {
             id: report.id.clone(),
@@ -210,7 +209,11 @@ fn outcome(report: &RunReport) -> Result<String, ApiError> {
 
 fn usage(report: &RunReport) -> Usage {
     let mut u = Usage::default();
-    for s in report.steps.iter().filter(|s| s.kind == warden_agents::StepKind::Model) {
+    for s in report
+        .steps
+        .iter()
+        .filter(|s| s.kind == warden_agents::StepKind::Model)
+    {
         u.prompt_tokens += s.detail["prompt_tokens"].as_u64().unwrap_or(0) as u32;
         u.completion_tokens += s.detail["completion_tokens"].as_u64().unwrap_or(0) as u32;
     }

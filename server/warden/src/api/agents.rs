@@ -17,16 +17,13 @@ use super::AppState;
 use super::auth::require_admin;
 use super::error::ApiError;
 use super::json::ApiJson;
-use warden_agents::{AgentSpec, Resolution, RunReport, RunRequest, runs::run_view};
 use crate::keys::{Principal, Role};
+use warden_agents::{AgentSpec, Resolution, RunReport, RunRequest, runs::run_view};
 
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
 pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
-    let agents = state.agents
-        .catalog
-        .list()
-        .await?;
+    let agents = state.agents.catalog.list().await?;
     let data: Vec<Value> = agents
         .into_iter()
         .map(|(a, source)| {
@@ -42,13 +39,8 @@ pub async fn get_one(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let a = state.agents
-        .catalog
-        .get(&name)
-        .await?;
-    Ok(Json(
-        serde_json::to_value(a)?,
-    ))
+    let a = state.agents.catalog.get(&name).await?;
+    Ok(Json(serde_json::to_value(a)?))
 }
 
 pub async fn put(
@@ -67,9 +59,7 @@ pub async fn put(
         ));
     }
     let name = spec.name.clone();
-    svc.catalog
-        .put(spec, &principal.name)
-        .await?;
+    svc.catalog.put(spec, &principal.name).await?;
     let stored = svc.catalog.get(&name).await?;
     Ok((
         StatusCode::CREATED,
@@ -83,10 +73,7 @@ pub async fn delete(
     Path(name): Path<String>,
 ) -> Result<StatusCode, ApiError> {
     require_admin(&principal)?;
-    state.agents
-        .catalog
-        .delete(&name)
-        .await?;
+    state.agents.catalog.delete(&name).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -149,8 +136,7 @@ pub async fn create_run(
     let agents = state.agents.clone();
     if !body.stream {
         // Spawned: a client that goes away does not cut the run short.
-        let report = tokio::spawn(async move { agents.runner.run(request, None).await })
-            .await??;
+        let report = tokio::spawn(async move { agents.runner.run(request, None).await }).await??;
         return Ok(Json(report_view(&report)).into_response());
     }
     let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -198,7 +184,8 @@ pub async fn get_run(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (run, steps) = state.agents
+    let (run, steps) = state
+        .agents
         .runner
         .runs
         .get(&id)
@@ -231,7 +218,8 @@ pub async fn list_runs(
         ));
     }
     let subject = (principal.role != Role::Admin).then_some(principal.name.as_str());
-    let runs = state.agents
+    let runs = state
+        .agents
         .runner
         .runs
         .list(f.agent.as_deref(), f.status.as_deref(), subject, limit)
@@ -330,10 +318,7 @@ pub async fn cancel(
         .await?
         .filter(|(run, _)| visible(&principal, run.subject.as_deref()))
         .ok_or_else(|| ApiError::not_found(format!("no run {id:?}")))?;
-    let cancelled = svc
-        .runner
-        .cancel(&id, &principal.name)
-        .await?;
+    let cancelled = svc.runner.cancel(&id, &principal.name).await?;
     if !cancelled {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

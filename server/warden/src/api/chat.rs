@@ -289,10 +289,7 @@ async fn check(
     subject: &Subject,
     run_id: &str,
 ) -> Result<Checked, ApiError> {
-    let checked = governor
-        .check(stage, text, subject, Some(run_id))
-        .await
-        ?;
+    let checked = governor.check(stage, text, subject, Some(run_id)).await?;
     if matches!(
         checked.decision.decision,
         Action::Block | Action::RequireApproval

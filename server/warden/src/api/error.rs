@@ -98,7 +98,6 @@ impl ApiError {
         .with_code("content_policy_violation")
     }
 
-
     pub fn internal(message: impl Into<String>) -> Self {
         Self::new(StatusCode::INTERNAL_SERVER_ERROR, "server_error", message)
     }

@@ -11,9 +11,9 @@ use super::AppState;
 use super::auth::require_admin;
 use super::error::ApiError;
 use super::json::ApiJson;
+use crate::keys::Principal;
 use warden_governance::audit::{self, AuditEntry, AuditFilter};
 use warden_policy::{Stage, Subject};
-use crate::keys::Principal;
 
 /// Largest text `POST /api/policies/evaluate` takes (the body limit applies too).
 const MAX_EVAL_BYTES: usize = 1 << 20;
@@ -92,10 +92,8 @@ pub async fn evaluate(
     let checked = state
         .governor
         .check(stage, &body.text, &subject, None)
-        .await
-        ?;
-    let mut out =
-        serde_json::to_value(&checked.decision)?;
+        .await?;
+    let mut out = serde_json::to_value(&checked.decision)?;
     out["audit_seq"] = json!(checked.audit_seq);
     Ok(Json(out))
 }

@@ -49,8 +49,7 @@ pub async fn create(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     require_admin(&principal)?;
     let role: Role = body.role.parse()?;
-    let key = keys::create(&state.db, &body.name, role)
-        .await?;
+    let key = keys::create(&state.db, &body.name, role).await?;
     Ok((
         StatusCode::CREATED,
         Json(json!({ "name": body.name, "role": role.as_str(), "key": key })),

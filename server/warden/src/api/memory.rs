@@ -15,8 +15,8 @@ use super::agents::visible;
 use super::auth::require_admin;
 use super::error::ApiError;
 use super::json::ApiJson;
-use warden_agents::{feedback, memory};
 use crate::keys::{Principal, Role};
+use warden_agents::{feedback, memory};
 
 #[derive(Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -50,11 +50,7 @@ pub async fn list(
     q: Result<Query<SubjectQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let subject = whose(&principal, q)?;
-    let entries = state.agents
-        .runner
-        .memory
-        .list(&subject)
-        .await?;
+    let entries = state.agents.runner.memory.list(&subject).await?;
     let data: Vec<Value> = entries
         .iter()
         .map(|e| json!({"key": e.key, "value": e.value, "source": e.source, "updated_at": e.updated_at.to_rfc3339()}))
@@ -77,7 +73,8 @@ pub async fn put(
 ) -> Result<Json<Value>, ApiError> {
     let subject = whose(&principal, q)?;
     memory::validate(&key, &body.value)?;
-    state.agents
+    state
+        .agents
         .runner
         .memory
         .put(&subject, &key, &body.value, "api")
@@ -100,7 +97,8 @@ pub async fn delete_one(
     q: Result<Query<SubjectQuery>, QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     let subject = whose(&principal, q)?;
-    let n = state.agents
+    let n = state
+        .agents
         .runner
         .memory
         .delete(&subject, Some(&key))
@@ -117,11 +115,7 @@ pub async fn clear(
     q: Result<Query<SubjectQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let subject = whose(&principal, q)?;
-    let n = state.agents
-        .runner
-        .memory
-        .delete(&subject, None)
-        .await?;
+    let n = state.agents.runner.memory.delete(&subject, None).await?;
     Ok(Json(json!({"subject": subject, "deleted": n})))
 }
 
@@ -146,8 +140,7 @@ pub async fn add_feedback(
         body.rating,
         body.comment.as_deref(),
         body.correction.as_deref(),
-    )
-    ?;
+    )?;
     let svc = &state.agents;
     let (run, _) = svc
         .runner
@@ -186,11 +179,7 @@ pub async fn export(
     Extension(principal): Extension<Principal>,
 ) -> Result<Response, ApiError> {
     require_admin(&principal)?;
-    let pairs = state.agents
-        .runner
-        .feedback
-        .pairs()
-        .await?;
+    let pairs = state.agents.runner.feedback.pairs().await?;
     let mut body = String::new();
     for p in pairs {
         body.push_str(&serde_json::to_string(&p).unwrap_or_default());

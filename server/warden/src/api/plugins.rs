@@ -104,10 +104,7 @@ pub async fn install(
     let view = m
         .install(&body.manifest, &component, &principal.name)
         .await?;
-    Ok((
-        StatusCode::CREATED,
-        Json(serde_json::to_value(view)?),
-    ))
+    Ok((StatusCode::CREATED, Json(serde_json::to_value(view)?)))
 }
 
 pub async fn accept(
@@ -116,12 +113,8 @@ pub async fn accept(
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&principal)?;
-    let view = state.plugins
-        .accept(&id, &principal.name)
-        .await?;
-    Ok(Json(
-        serde_json::to_value(view)?,
-    ))
+    let view = state.plugins.accept(&id, &principal.name).await?;
+    Ok(Json(serde_json::to_value(view)?))
 }
 
 pub async fn enable(
@@ -147,12 +140,11 @@ async fn set_enabled(
     enabled: bool,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&principal)?;
-    let view = state.plugins
+    let view = state
+        .plugins
         .set_enabled(&id, enabled, &principal.name)
         .await?;
-    Ok(Json(
-        serde_json::to_value(view)?,
-    ))
+    Ok(Json(serde_json::to_value(view)?))
 }
 
 #[derive(Deserialize)]
@@ -171,7 +163,8 @@ pub async fn remove(
     Query(q): Query<RemoveQuery>,
 ) -> Result<StatusCode, ApiError> {
     require_admin(&principal)?;
-    state.plugins
+    state
+        .plugins
         .remove(&id, !q.keep_data, &principal.name)
         .await?;
     Ok(StatusCode::NO_CONTENT)

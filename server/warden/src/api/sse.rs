@@ -26,10 +26,6 @@ impl ChunkWriter {
         }
     }
 
-    pub fn id(&self) -> &str {
-        &self.id
-    }
-
     /// The first chunk: the assistant role with empty content, so clients
     /// see the stream open before the first token.
     pub fn role(&self) -> Event {

@@ -120,7 +120,10 @@ impl TestApp {
             request = request.header(header::AUTHORIZATION, format!("Bearer {k}"));
         }
         let (status, bytes) = self.send(request.body(body.into()).unwrap()).await;
-        (status, serde_json::from_slice(&bytes).unwrap_or(Value::Null))
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
     }
 
     async fn chat(&self, body: Value) -> (StatusCode, Value) {
@@ -264,9 +267,19 @@ async fn keys_are_required_checked_and_scoped_by_role() {
             StatusCode::UNAUTHORIZED,
         ),
         (Method::GET, "/v1/models", Some("user"), StatusCode::OK),
-        (Method::GET, "/api/keys", Some("user"), StatusCode::FORBIDDEN),
+        (
+            Method::GET,
+            "/api/keys",
+            Some("user"),
+            StatusCode::FORBIDDEN,
+        ),
         (Method::GET, "/api/keys", Some("admin"), StatusCode::OK),
-        (Method::GET, "/api/audit", Some("user"), StatusCode::FORBIDDEN),
+        (
+            Method::GET,
+            "/api/audit",
+            Some("user"),
+            StatusCode::FORBIDDEN,
+        ),
         (
             Method::POST,
             "/api/policies/reload",
@@ -311,7 +324,9 @@ async fn a_completion_is_governed_on_the_way_in_and_out() {
     app.backend
         .push(Reply::text("Your key AKIAIOSFODNN7EXAMPLE is noted."));
     let (status, body) = app
-        .chat(with(json!({"messages": [{"role": "user", "content": "my key is AKIAIOSFODNN7EXAMPLE"}]})))
+        .chat(with(
+            json!({"messages": [{"role": "user", "content": "my key is AKIAIOSFODNN7EXAMPLE"}]}),
+        ))
         .await;
     assert_eq!(status, StatusCode::OK, "{body}");
     let answer = body["choices"][0]["message"]["content"].as_str().unwrap();
@@ -402,7 +417,12 @@ async fn bad_filters_and_bodies_on_the_admin_api_are_400s_naming_the_field() {
     let app = app().await;
     let admin = app.admin.clone();
     let cases: [(Method, &str, &str, Option<&str>); 6] = [
-        (Method::GET, "/api/audit?decision=maybe", "", Some("decision")),
+        (
+            Method::GET,
+            "/api/audit?decision=maybe",
+            "",
+            Some("decision"),
+        ),
         (Method::GET, "/api/audit?since=yesterday", "", Some("since")),
         (Method::GET, "/api/audit?limit=0", "", Some("limit")),
         (Method::GET, "/api/runs?limit=0", "", Some("limit")),

@@ -4,8 +4,8 @@
 use anyhow::{Context, bail};
 use clap::Subcommand;
 
-use warden_agents::{RunRequest, RunStatus, StepKind, StepRecord};
 use crate::config::Config;
+use warden_agents::{RunRequest, RunStatus, StepKind, StepRecord};
 
 #[derive(Subcommand)]
 pub enum AgentCommand {

@@ -64,9 +64,7 @@ pub async fn run(config: Config, cmd: AuditCommand) -> anyhow::Result<()> {
             let mut out = std::io::BufWriter::new(stdout.lock());
             let mut after = 0;
             loop {
-                let rows = filter
-                    .export_page(&db, after, 1000)
-                    .await?;
+                let rows = filter.export_page(&db, after, 1000).await?;
                 let Some(last) = rows.last() else { break };
                 after = last.seq;
                 for row in rows {

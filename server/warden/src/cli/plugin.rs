@@ -12,7 +12,9 @@ use crate::config::Config;
 use warden_llm::{Backend, LlmError};
 use warden_plugin_host::kv_store::KvStore;
 use warden_plugin_host::manager::plugin_dirs;
-use warden_plugin_host::{CallRequest, HostServices, LlmProvider, Manifest, PluginManager, standalone};
+use warden_plugin_host::{
+    CallRequest, HostServices, LlmProvider, Manifest, PluginManager, standalone,
+};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {

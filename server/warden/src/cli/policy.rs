@@ -137,11 +137,8 @@ async fn eval(config: Config, args: EvalArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let judge_ref = judge
-        .as_ref()
-        .map(|j| j as &dyn Judge);
+    let judge_ref = judge.as_ref().map(|j| j as &dyn Judge);
     let decision = evaluate_judged(&bundle, input, judge_ref, &JudgeCache::new(16)).await;
     println!("{}", serde_json::to_string_pretty(&decision)?);
     Ok(())
 }
-

@@ -8,9 +8,7 @@
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use warden_llm::{
-    ChatMessage, ChatRequest, ResponseFormat, Role, ToolCall, ToolChoice, ToolSpec,
-};
+use warden_llm::{ChatMessage, ChatRequest, ResponseFormat, Role, ToolCall, ToolChoice, ToolSpec};
 
 use crate::api::error::ApiError;
 
@@ -34,7 +32,11 @@ pub struct ChatCompletionRequest {
     pub tools: Option<Vec<WireTool>>,
     pub tool_choice: Option<Value>,
     pub response_format: Option<WireResponseFormat>,
+    // Accepted (and type-checked) so OpenAI clients that send them work
+    // unchanged; Warden does not act on them.
+    #[expect(dead_code, reason = "accepted for OpenAI compatibility")]
     pub parallel_tool_calls: Option<bool>,
+    #[expect(dead_code, reason = "accepted for OpenAI compatibility")]
     pub user: Option<String>,
 }
 
@@ -59,6 +61,7 @@ pub struct WireMessage {
     #[serde(default)]
     pub tool_calls: Option<Vec<WireToolCall>>,
     pub tool_call_id: Option<String>,
+    #[expect(dead_code, reason = "accepted for OpenAI compatibility")]
     pub name: Option<String>,
 }
 
@@ -121,6 +124,7 @@ pub struct WireJsonSchema {
     pub name: String,
     pub schema: Option<Value>,
     #[serde(default)]
+    #[expect(dead_code, reason = "accepted for OpenAI compatibility")]
     pub strict: Option<bool>,
 }
 

@@ -115,4 +115,3 @@ pub struct ModelEntry {
     pub created: i64,
     pub owned_by: String,
 }
-

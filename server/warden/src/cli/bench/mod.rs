@@ -136,7 +136,10 @@ mod tests {
     fn summaries_use_nearest_rank_percentiles() {
         let samples: Vec<f64> = (1..=100).rev().map(f64::from).collect();
         let s = Summary::of(&samples).unwrap();
-        assert_eq!((s.count, s.p50, s.p90, s.p99, s.max), (100, 51.0, 90.0, 99.0, 100.0));
+        assert_eq!(
+            (s.count, s.p50, s.p90, s.p99, s.max),
+            (100, 51.0, 90.0, 99.0, 100.0)
+        );
         assert_eq!(s.mean, 50.5);
         let one = Summary::of(&[7.0]).unwrap();
         assert_eq!((one.p50, one.p99), (7.0, 7.0));
