@@ -50,8 +50,17 @@ pub struct AgentCatalog {
 
 #[derive(Debug, thiserror::Error)]
 pub enum CatalogError {
-    #[error("{0}")]
-    Invalid(String),
+    #[error(transparent)]
+    Invalid(#[from] crate::spec::SpecError),
+    /// A definition that cannot be stored (serialising it failed).
+    #[error("cannot store the definition: {0}")]
+    Encode(#[source] serde_json::Error),
+    /// A stored definition that no longer reads as an agent.
+    #[error("stored agent {name:?} is unreadable: {source}")]
+    Unreadable {
+        name: String,
+        source: serde_json::Error,
+    },
     #[error("agent {0:?} is defined in warden.toml and cannot be changed through the API")]
     Configured(String),
     #[error("no agent named {0:?}")]
@@ -77,8 +86,10 @@ impl AgentCatalog {
             .one(&self.db)
             .await?
             .ok_or_else(|| CatalogError::NotFound(name.to_owned()))?;
-        serde_json::from_str(&row.definition)
-            .map_err(|e| CatalogError::Invalid(format!("stored agent {name:?} is unreadable: {e}")))
+        serde_json::from_str(&row.definition).map_err(|source| CatalogError::Unreadable {
+            name: name.to_owned(),
+            source,
+        })
     }
 
     /// Every agent, with where it is defined.
@@ -97,14 +108,12 @@ impl AgentCatalog {
     }
 
     pub async fn put(&self, spec: AgentSpec, actor: &str) -> Result<(), CatalogError> {
-        spec.validate()
-            .map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        spec.validate()?;
         if self.configured.contains_key(&spec.name) {
             return Err(CatalogError::Configured(spec.name));
         }
         let now = chrono::Utc::now();
-        let definition =
-            serde_json::to_string(&spec).map_err(|e| CatalogError::Invalid(e.to_string()))?;
+        let definition = serde_json::to_string(&spec).map_err(CatalogError::Encode)?;
         let existing = agent::Entity::find_by_id(spec.name.clone())
             .one(&self.db)
             .await?;

@@ -34,6 +34,15 @@ pub enum InvalidMemory {
     Value,
 }
 
+/// Why a memory entry was not written.
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error("memory is full ({MAX_ENTRIES} entries): delete some first")]
+    Full,
+    #[error("database: {0}")]
+    Db(#[from] DbErr),
+}
+
 pub fn validate(key: &str, value: &str) -> Result<(), InvalidMemory> {
     if key.is_empty() || key.len() > MAX_KEY || key.chars().any(char::is_control) {
         return Err(InvalidMemory::Key);
@@ -63,7 +72,7 @@ impl MemoryStore {
         key: &str,
         value: &str,
         source: &str,
-    ) -> Result<(), DbErr> {
+    ) -> Result<(), MemoryError> {
         let txn = self.db.begin().await?;
         let existing = user_memory::Entity::find()
             .filter(user_memory::Column::Subject.eq(subject))
@@ -85,9 +94,7 @@ impl MemoryStore {
                     .count(&txn)
                     .await?;
                 if count >= MAX_ENTRIES {
-                    return Err(DbErr::Custom(format!(
-                        "memory is full ({MAX_ENTRIES} entries): delete some first"
-                    )));
+                    return Err(MemoryError::Full);
                 }
                 user_memory::ActiveModel {
                     subject: Set(subject.to_owned()),
@@ -101,7 +108,7 @@ impl MemoryStore {
                 .await?;
             }
         }
-        txn.commit().await
+        Ok(txn.commit().await?)
     }
 
     /// Deletes one key, or everything of the subject when `key` is `None`.

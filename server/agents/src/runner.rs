@@ -20,7 +20,7 @@ use super::tools::ToolHost;
 use warden_governance::Governor;
 use warden_governance::audit::NewRecord;
 use warden_llm::ModelRegistry;
-use warden_policy::Subject;
+use warden_policy::{Action, Mode, Stage, Subject};
 
 pub struct Runner {
     pub registry: Arc<ModelRegistry>,
@@ -70,7 +70,9 @@ pub enum RunError {
     #[error("run {0} is {1}, not awaiting approval")]
     NotPaused(String, String),
     #[error("the run's saved state is unreadable: {0}")]
-    State(String),
+    State(#[source] serde_json::Error),
+    #[error("the run's saved state has no step waiting for a decision")]
+    NothingPending,
     #[error("database error: {0}")]
     Db(#[from] sea_orm::DbErr),
     #[error("governance audit log unavailable: {0}")]
@@ -180,11 +182,8 @@ impl Runner {
                 .await?
                 .ok_or_else(|| RunError::NotFound(run_id.to_owned()))?;
             let state: LoopState = serde_json::from_str(row.state.as_deref().unwrap_or("null"))
-                .map_err(|e| RunError::State(e.to_string()))?;
-            let pending = state
-                .pending
-                .clone()
-                .ok_or_else(|| RunError::State("no step is waiting".into()))?;
+                .map_err(RunError::State)?;
+            let pending = state.pending.clone().ok_or(RunError::NothingPending)?;
             self.audit_resolution(&row, &pending.waiting, &resolution)
                 .await?;
             Ok::<_, RunError>((row, steps, state, pending))
@@ -443,7 +442,7 @@ impl Runner {
         let verdict = if r.approved { "approve" } else { "reject" };
         let record = NewRecord {
             run_id: Some(row.id.clone()),
-            stage: "tool_call".into(),
+            stage: Stage::ToolCall.as_str().into(),
             subject: Subject {
                 key: Some(r.by.clone()),
                 agent: Some(row.agent.clone()),
@@ -451,8 +450,14 @@ impl Runner {
                 channel: Some("approval".into()),
                 ..Subject::default()
             },
-            decision: if r.approved { "allow" } else { "block" }.into(),
-            mode: "enforce".into(),
+            decision: if r.approved {
+                Action::Allow
+            } else {
+                Action::Block
+            }
+            .as_str()
+            .into(),
+            mode: Mode::Enforce.as_str().into(),
             policies: format!(",approval/{verdict},"),
             // The reason stays on the run's step: free text is kept out of
             // the audit log like all content.

@@ -8,6 +8,8 @@ use thiserror::Error;
 pub enum SpecError {
     #[error("agent {name:?}: {message}")]
     Invalid { name: String, message: String },
+    #[error("agent {0:?} is declared twice")]
+    Duplicate(String),
 }
 
 /// How the model is asked for tool calls.
@@ -79,6 +81,18 @@ fn default_timeout() -> u64 {
 }
 
 impl AgentSpec {
+    /// Checks each of `[[agents]]` and that no name is declared twice.
+    pub fn validate_all(specs: &[AgentSpec]) -> Result<(), SpecError> {
+        let mut names = std::collections::HashSet::new();
+        for a in specs {
+            a.validate()?;
+            if !names.insert(a.name.as_str()) {
+                return Err(SpecError::Duplicate(a.name.clone()));
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), SpecError> {
         let bad = |message: String| {
             Err(SpecError::Invalid {
@@ -228,9 +242,17 @@ mod tests {
 
     #[test]
     fn shipped_agents_are_valid() {
-        for a in AgentSpec::defaults() {
-            a.validate().unwrap();
-        }
+        AgentSpec::validate_all(&AgentSpec::defaults()).unwrap();
+    }
+
+    #[test]
+    fn a_name_declared_twice_is_refused() {
+        let mut specs = AgentSpec::defaults();
+        specs.push(specs[0].clone());
+        assert_eq!(
+            AgentSpec::validate_all(&specs),
+            Err(SpecError::Duplicate(specs[0].name.clone()))
+        );
     }
 
     #[test]

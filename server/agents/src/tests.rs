@@ -468,6 +468,44 @@ async fn memory_reaches_agents_that_use_it_and_remembered_preferences_join_it() 
     assert!(!system.contains("French"));
 }
 
+/// Regression: a full memory used to surface as a database error and fail
+/// the run whose remember_preference call it mirrored.
+#[tokio::test]
+async fn a_full_memory_skips_the_mirror_and_the_run_still_answers() {
+    let w = world().await;
+    let r = runner(
+        &w,
+        scripted(vec![
+            Reply::text(
+                r#"{"tool": "remember_preference", "arguments": {"key": "tone", "value": "formal"}}"#,
+            ),
+            Reply::text(r#"{"final": "Noted."}"#),
+        ]),
+    );
+    for i in 0..crate::memory::MAX_ENTRIES {
+        r.memory
+            .put("tester", &format!("k{i}"), "v", "api")
+            .await
+            .unwrap();
+    }
+    assert!(matches!(
+        r.memory.put("tester", "one-more", "v", "api").await,
+        Err(crate::memory::MemoryError::Full)
+    ));
+    let report = r
+        .run(
+            request(agent(ToolCalling::Planner), "please be formal"),
+            None,
+        )
+        .await
+        .unwrap();
+    assert_eq!(report.status, RunStatus::Completed);
+    assert_eq!(report.answer.as_deref(), Some("Noted."));
+    let entries = r.memory.list("tester").await.unwrap();
+    assert_eq!(entries.len() as u64, crate::memory::MAX_ENTRIES);
+    assert!(entries.iter().all(|m| m.key != "tone"));
+}
+
 #[tokio::test]
 async fn ratings_become_preference_pairs() {
     let w = world().await;

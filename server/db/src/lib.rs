@@ -12,18 +12,32 @@ use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
 use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
 use warden_migrations::{Migrator, MigratorTrait};
 
+/// Why the database could not be opened.
+#[derive(Debug, thiserror::Error)]
+pub enum ConnectError {
+    #[error("cannot create the database directory {path}: {source}")]
+    CreateDir {
+        path: std::path::PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Db(#[from] DbErr),
+}
+
 /// Connects to `url` and brings the schema up to date.
 ///
 /// SQLite databases are created if missing and run in WAL mode with a busy
 /// timeout, so the request-log writer and API readers do not block each other.
-pub async fn connect(url: &str) -> Result<DatabaseConnection, DbErr> {
+pub async fn connect(url: &str) -> Result<DatabaseConnection, ConnectError> {
     if let Some(path) = sqlite_path(url)
         && let Some(parent) = std::path::Path::new(path)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
     {
-        std::fs::create_dir_all(parent)
-            .map_err(|e| DbErr::Custom(format!("cannot create {}: {e}", parent.display())))?;
+        std::fs::create_dir_all(parent).map_err(|source| ConnectError::CreateDir {
+            path: parent.to_owned(),
+            source,
+        })?;
     }
     let mut options = ConnectOptions::new(url.to_owned());
     options

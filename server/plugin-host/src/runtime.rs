@@ -8,6 +8,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use anyhow::Context as _;
 use serde::Serialize;
 use thiserror::Error;
 use tokio::sync::Semaphore;
@@ -276,16 +277,14 @@ impl LoadedPlugin {
         };
         match tokio::time::timeout(DESCRIBE_TIMEOUT + OUTER_GRACE, run).await {
             Ok(Ok(info)) => Ok(info),
-            Ok(Err(e)) => Err(anyhow::anyhow!(
-                "describe failed: {}",
-                classify_trap(
-                    &e,
-                    store.data().limiter.hit,
-                    &capture,
-                    self.grant.limits,
-                    DESCRIBE_TIMEOUT
-                )
-            )),
+            Ok(Err(e)) => Err(anyhow::Error::new(classify_trap(
+                &e,
+                store.data().limiter.hit,
+                &capture,
+                self.grant.limits,
+                DESCRIBE_TIMEOUT,
+            ))
+            .context("describe failed")),
             Err(_) => anyhow::bail!("describe did not return within {DESCRIBE_TIMEOUT:?}"),
         }
     }
@@ -452,7 +451,7 @@ fn check_description(manifest: &Manifest, info: PluginInfo) -> anyhow::Result<Ve
     }
     let mut tools = Vec::new();
     for t in info.tools {
-        validate_tool_name(&t.name).map_err(anyhow::Error::msg)?;
+        validate_tool_name(&t.name)?;
         let effect = match t.effect {
             WitEffect::Pure => Effect::Pure,
             WitEffect::Reads => Effect::Reads,
@@ -460,7 +459,7 @@ fn check_description(manifest: &Manifest, info: PluginInfo) -> anyhow::Result<Ve
             WitEffect::External => Effect::External,
         };
         let schema: serde_json::Value = serde_json::from_str(&t.arguments_schema)
-            .map_err(|e| anyhow::anyhow!("tool {}: arguments schema is not JSON: {e}", t.name))?;
+            .with_context(|| format!("tool {}: arguments schema is not JSON", t.name))?;
         if !schema.is_object() {
             bail!("tool {}: arguments schema must be a JSON object", t.name);
         }

@@ -76,11 +76,6 @@ impl std::fmt::Debug for Bundle {
 }
 
 impl Bundle {
-    /// A bundle without policies: everything is allowed (and audited).
-    pub fn empty() -> Self {
-        Self::from_sources("no policies", &[]).unwrap_or_else(|_| unreachable!())
-    }
-
     /// The shipped defaults, tests included. They are tested in CI, so a
     /// failure here is a build defect, reported rather than panicking.
     pub fn defaults() -> Result<Self, BundleError> {

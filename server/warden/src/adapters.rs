@@ -8,12 +8,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::Value;
+use tokio::sync::OnceCell;
 use warden_agents::tools::{ResolveError, ResolvedTool, ToolFailure, ToolHost, ToolOutcome};
 use warden_governance::judge::{Judge, JudgeError};
 use warden_llm::{
     Backend, ChatMessage, ChatRequest, LlmError, ModelRegistry, ResponseFormat, Role,
 };
 use warden_plugin_host::runtime::ToolInfo;
+
+use crate::config::Config;
 use warden_plugin_host::{CallRequest, LlmProvider, LoadedPlugin, ManageError, PluginManager};
 
 /// `llm_judge` answered by one of the server's models, its output
@@ -85,6 +88,30 @@ impl LlmProvider for RegistryLlm {
         self.registry
             .get(&self.model)
             .ok_or_else(|| LlmError::UnknownModel(self.model.clone()))
+    }
+}
+
+/// Plugins' `llm` import for CLI verbs (`warden plugin call`): the
+/// configured models are loaded on the first `llm` call only, so a plugin
+/// that never asks for the model runs without loading it.
+pub struct LazyRegistryLlm {
+    pub config: Config,
+    pub backend: OnceCell<Arc<dyn Backend>>,
+}
+
+#[async_trait::async_trait]
+impl LlmProvider for LazyRegistryLlm {
+    async fn backend(&self) -> Result<Arc<dyn Backend>, LlmError> {
+        self.backend
+            .get_or_try_init(|| async {
+                let registry = crate::models::load(&self.config)
+                    .await
+                    .map_err(|e| LlmError::Engine(format!("loading the model: {e:#}")))?;
+                let model = self.config.plugin_model();
+                registry.get(&model).ok_or(LlmError::UnknownModel(model))
+            })
+            .await
+            .cloned()
     }
 }
 

@@ -240,16 +240,7 @@ impl Config {
         }
         self.plugins.validate(s.max_tokens_limit)?;
         self.policies.validate()?;
-        let mut names = std::collections::HashSet::new();
-        for a in &self.agents {
-            a.validate()?;
-            if !names.insert(&a.name) {
-                return Err(ConfigError::Invalid(format!(
-                    "agent {:?} is declared twice",
-                    a.name
-                )));
-            }
-        }
+        AgentSpec::validate_all(&self.agents)?;
         let mut seen = std::collections::HashSet::new();
         for m in &self.models {
             let id = m.id();
@@ -281,6 +272,15 @@ impl Config {
             .first()
             .map(|m| m.id().to_owned())
             .unwrap_or_default()
+    }
+
+    /// The model plugins' `llm` import calls: `plugins.llm_model`, or the
+    /// first configured model.
+    pub fn plugin_model(&self) -> String {
+        self.plugins
+            .llm_model
+            .clone()
+            .unwrap_or_else(|| self.first_model_id())
     }
 
     /// The model that answers `llm_judge` rules.

@@ -192,11 +192,7 @@ async fn start_plugins(
     registry: &Arc<ModelRegistry>,
     db: sea_orm::DatabaseConnection,
 ) -> anyhow::Result<PluginManager> {
-    let model = config
-        .plugins
-        .llm_model
-        .clone()
-        .unwrap_or_else(|| config.first_model_id());
+    let model = config.plugin_model();
     if registry.get(&model).is_none() {
         anyhow::bail!("plugins.llm_model {model:?} is not a configured model");
     }

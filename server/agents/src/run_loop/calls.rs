@@ -7,6 +7,7 @@ use sea_orm::DbErr;
 use serde_json::{Value, json};
 
 use super::{End, Flow, Run, blocked_message, cut, stops};
+use crate::memory::MemoryError;
 use crate::planner::Step;
 use crate::runs::StepKind;
 use crate::state::{LoopState, PendingStep, Resolution};
@@ -192,7 +193,13 @@ impl Run<'_> {
         };
         if crate::memory::validate(key, value).is_ok() {
             let source = format!("{}/{}", t.plugin, t.name);
-            self.runner.memory.put(user, key, value, &source).await?;
+            match self.runner.memory.put(user, key, value, &source).await {
+                // The plugin kept the preference; a full memory only skips
+                // the mirror (the user sees the limit in /api/memory), it
+                // does not fail the run.
+                Ok(()) | Err(MemoryError::Full) => {}
+                Err(MemoryError::Db(e)) => return Err(e),
+            }
         }
         Ok(())
     }

@@ -20,8 +20,10 @@ const MAX_BATCH: usize = 512;
 pub enum AuditError {
     #[error("the audit log is not accepting records (server shutting down)")]
     Closed,
+    /// The batch's transaction failed; every caller in the batch gets the
+    /// same database error, hence the `Arc`.
     #[error("audit write failed: {0}")]
-    Write(String),
+    Write(#[source] std::sync::Arc<sea_orm::DbErr>),
 }
 
 struct Job {
@@ -88,7 +90,7 @@ async fn run(db: DatabaseConnection, mut rx: mpsc::Receiver<Job>) {
             }
             Err(e) => {
                 tracing::error!(error = %e, records = count, "audit write failed");
-                let err = AuditError::Write(e.to_string());
+                let err = AuditError::Write(std::sync::Arc::new(e));
                 for job in jobs {
                     let _ = job.done.send(Err(err.clone()));
                 }

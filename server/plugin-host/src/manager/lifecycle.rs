@@ -132,14 +132,14 @@ impl PluginManager {
             std::fs::rename(&staging, &final_dir)
         };
         let action = if had_previous { "upgrade" } else { "install" };
-        let recorded = match swap() {
-            Ok(()) => {
-                self.record_install(&manifest, &digest, &Source::Managed, actor, action)
-                    .await
-            }
-            Err(e) => Err(sea_orm::DbErr::Custom(format!(
-                "moving the plugin files: {e}"
-            ))),
+        let recorded: Result<(), ManageError> = match swap() {
+            Ok(()) => self
+                .record_install(&manifest, &digest, &Source::Managed, actor, action)
+                .await
+                .map_err(ManageError::from),
+            Err(e) => Err(ManageError::Internal(
+                anyhow::Error::new(e).context("moving the plugin files"),
+            )),
         };
         if let Err(e) = recorded {
             // Put the old files back so disk and database still agree.
@@ -150,7 +150,7 @@ impl PluginManager {
             if had_previous {
                 let _ = std::fs::rename(&previous, &final_dir);
             }
-            return Err(e.into());
+            return Err(e);
         }
         if had_previous {
             let _ = std::fs::remove_dir_all(&previous);

@@ -14,9 +14,9 @@ use futures::StreamExt;
 use super::AppState;
 use super::error::ApiError;
 use super::sse::ChunkWriter;
-use super::wire::{ChatCompletionRequest, ChatCompletionResponse, Choice, ResponseMessage};
+use super::wire::{ChatCompletionRequest, ChatCompletionResponse, ResponseMessage};
 use crate::keys::Principal;
-use warden_agents::{RunReport, RunRequest, RunStatus};
+use warden_agents::{CatalogError, RunReport, RunRequest, RunStatus};
 use warden_llm::{FinishReason, Role, Usage};
 
 pub async fn completions(
@@ -27,11 +27,11 @@ pub async fn completions(
 ) -> Result<Response, ApiError> {
     let model = body.model.clone();
     let agents = state.agents.clone();
-    let agent = agents
-        .catalog
-        .get(name)
-        .await
-        .map_err(|_| ApiError::model_not_found(&model))?;
+    let agent = agents.catalog.get(name).await.map_err(|e| match e {
+        // On /v1 an unknown agent is an unknown model, in OpenAI's shape.
+        CatalogError::NotFound(_) => ApiError::model_not_found(&model),
+        e => e.into(),
+    })?;
     let request = body.validate(state.limits)?;
     if request
         .messages
@@ -79,30 +79,17 @@ pub async fn completions(
         let runner = agents.clone();
         let report = tokio::spawn(async move { runner.runner.run(run, None).await }).await??;
         let answer = outcome(&report)?;
-        return Ok(Json(ChatCompletionResponse {
-            id: report.id.clone(),
-            object: "chat.completion",
+        return Ok(Json(ChatCompletionResponse::single(
+            report.id.clone(),
             created,
             model,
-            choices: vec![Choice {
-                index: 0,
-                message: ResponseMessage {
-                    role: "assistant",
-                    content: Some(answer),
-                    tool_calls: Vec::new(),
-                },
-                finish_reason: FinishReason::Stop,
-                logprobs: None,
-            }],
-            usage: usage(&report).into(),
-            system_fingerprint: None,
-        })
+            ResponseMessage::assistant(Some(answer), Vec::new()),
+            FinishReason::Stop,
+            usage(&report),
+        ))
         .into_response());
     }
-    let include_usage = body
-        .stream_options
-        .as_ref()
-        .is_some_and(|o| o.include_usage);
+    let include_usage = body.include_usage();
     let chunks = ChunkWriter::new(run_id, created, model);
     let events = warden_llm::task_stream::task_stream(8, move |tx| async move {
         // The role first, so clients see the stream open while the agent works.
@@ -143,6 +130,7 @@ pub async fn completions(
                 let _ = tx.send(ChunkWriter::error(&e.into())).await;
                 return;
             }
+            // The run task panicked or was aborted.
             Err(e) => {
                 let _ = tx.send(ChunkWriter::error(&e.into())).await;
                 return;

@@ -18,7 +18,8 @@ use super::auth::require_admin;
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::keys::{Principal, Role};
-use warden_agents::{AgentSpec, Resolution, RunReport, RunRequest, runs::run_view};
+use warden_agents::{AgentSpec, Resolution, RunError, RunReport, RunRequest, runs::run_view};
+use warden_db::entities::{agent_run, run_step};
 
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
 
@@ -160,7 +161,7 @@ pub async fn create_run(
                 .data(ApiError::from(e).body().to_string()),
             Err(e) => Event::default()
                 .event("error")
-                .data(ApiError::internal(e.to_string()).body().to_string()),
+                .data(ApiError::from(e).body().to_string()),
         };
         let _ = out.send(last).await;
     });
@@ -184,14 +185,7 @@ pub async fn get_run(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
-    let (run, steps) = state
-        .agents
-        .runner
-        .runs
-        .get(&id)
-        .await?
-        .filter(|(run, _)| visible(&principal, run.subject.as_deref()))
-        .ok_or_else(|| ApiError::not_found(format!("no run {id:?}")))?;
+    let (run, steps) = visible_run(&state, &principal, &id).await?;
     Ok(Json(run_view(&run, &steps)))
 }
 
@@ -208,8 +202,7 @@ pub async fn list_runs(
     Extension(principal): Extension<Principal>,
     query: Result<Query<RunFilter>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
-    let Query(f) =
-        query.map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))?;
+    let Query(f) = query?;
     let limit = f.limit.unwrap_or(50);
     if !(1..=500).contains(&limit) {
         return Err(ApiError::invalid_param(
@@ -231,6 +224,23 @@ pub async fn list_runs(
 /// Admins see every run; users their own.
 pub(super) fn visible(p: &Principal, subject: Option<&str>) -> bool {
     p.role == Role::Admin || subject == Some(p.name.as_str())
+}
+
+/// The run and its steps, if `principal` may see it; someone else's run is
+/// "not found", like a missing one.
+pub(super) async fn visible_run(
+    state: &AppState,
+    principal: &Principal,
+    id: &str,
+) -> Result<(agent_run::Model, Vec<run_step::Model>), ApiError> {
+    Ok(state
+        .agents
+        .runner
+        .runs
+        .get(id)
+        .await?
+        .filter(|(run, _)| visible(principal, run.subject.as_deref()))
+        .ok_or_else(|| RunError::NotFound(id.to_owned()))?)
 }
 
 #[derive(Deserialize, Default)]
@@ -290,7 +300,7 @@ async fn decide(
         .runs
         .get(&id)
         .await?
-        .ok_or_else(|| ApiError::not_found(format!("no run {id:?}")))?;
+        .ok_or_else(|| RunError::NotFound(id.clone()))?;
     let agent = svc.catalog.get(&run.agent).await?;
     let resolution = Resolution {
         approved,
@@ -310,14 +320,8 @@ pub async fn cancel(
     Extension(principal): Extension<Principal>,
     Path(id): Path<String>,
 ) -> Result<Json<Value>, ApiError> {
+    let (run, _) = visible_run(&state, &principal, &id).await?;
     let svc = &state.agents;
-    let (run, _) = svc
-        .runner
-        .runs
-        .get(&id)
-        .await?
-        .filter(|(run, _)| visible(&principal, run.subject.as_deref()))
-        .ok_or_else(|| ApiError::not_found(format!("no run {id:?}")))?;
     let cancelled = svc.runner.cancel(&id, &principal.name).await?;
     if !cancelled {
         return Err(ApiError::new(

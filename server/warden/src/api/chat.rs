@@ -18,7 +18,7 @@ use super::json::ApiJson;
 use super::request_log::RequestRecord;
 use super::sse::ChunkWriter;
 use super::wire::{
-    ChatCompletionRequest, ChatCompletionResponse, Choice, ResponseMessage, wire_tool_calls,
+    ChatCompletionRequest, ChatCompletionResponse, ResponseMessage, wire_tool_calls,
 };
 use crate::keys::Principal;
 use crate::metrics::Metrics;
@@ -69,31 +69,18 @@ pub async fn completions(
             elapsed,
         );
         record.set_tokens(out.usage.prompt_tokens, out.usage.completion_tokens);
-        return Ok(Json(ChatCompletionResponse {
+        return Ok(Json(ChatCompletionResponse::single(
             id,
-            object: "chat.completion",
             created,
-            model: body.model,
-            choices: vec![Choice {
-                index: 0,
-                message: ResponseMessage {
-                    role: "assistant",
-                    content: out.content,
-                    tool_calls: wire_tool_calls(&out.tool_calls),
-                },
-                finish_reason: out.finish_reason,
-                logprobs: None,
-            }],
-            usage: out.usage.into(),
-            system_fingerprint: None,
-        })
+            body.model,
+            ResponseMessage::assistant(out.content, wire_tool_calls(&out.tool_calls)),
+            out.finish_reason,
+            out.usage,
+        ))
         .into_response());
     }
 
-    let include_usage = body
-        .stream_options
-        .as_ref()
-        .is_some_and(|o| o.include_usage);
+    let include_usage = body.include_usage();
     let events = backend.chat_stream(request).await?;
     let guard = StreamGuard::new(
         state.governor.store.current(),

@@ -6,7 +6,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 use warden_agents::feedback::InvalidFeedback;
-use warden_agents::memory::InvalidMemory;
+use warden_agents::memory::{InvalidMemory, MemoryError};
 use warden_agents::{CatalogError, RunError};
 use warden_governance::audit::AuditError;
 use warden_governance::audit::query::{InvalidFilter, QueryError};
@@ -159,6 +159,14 @@ impl From<sea_orm::DbErr> for ApiError {
     }
 }
 
+/// A query string that does not parse into the handler's filter.
+impl From<axum::extract::rejection::QueryRejection> for ApiError {
+    fn from(e: axum::extract::rejection::QueryRejection) -> Self {
+        ApiError::bad_request(format!("invalid query: {}", e.body_text()))
+            .with_code("invalid_query")
+    }
+}
+
 /// A spawned task (a run, a reload) panicked or was cancelled.
 impl From<tokio::task::JoinError> for ApiError {
     fn from(e: tokio::task::JoinError) -> Self {
@@ -176,7 +184,12 @@ impl From<serde_json::Error> for ApiError {
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
-            CatalogError::Invalid(m) => ApiError::bad_request(m).with_code("invalid_agent"),
+            CatalogError::Invalid(_) => {
+                ApiError::bad_request(e.to_string()).with_code("invalid_agent")
+            }
+            CatalogError::Encode(_) | CatalogError::Unreadable { .. } => {
+                ApiError::internal(e.to_string())
+            }
             CatalogError::Configured(_) => {
                 ApiError::new(StatusCode::CONFLICT, "invalid_request_error", e.to_string())
             }
@@ -194,7 +207,7 @@ impl From<RunError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "invalid_request_error", e.to_string())
             }
             RunError::Audit(e) => e.into(),
-            RunError::State(_) => ApiError::internal(e.to_string()),
+            RunError::State(_) | RunError::NothingPending => ApiError::internal(e.to_string()),
             RunError::Db(e) => e.into(),
         }
     }
@@ -261,6 +274,17 @@ impl From<KeyError> for ApiError {
 impl From<InvalidMemory> for ApiError {
     fn from(e: InvalidMemory) -> Self {
         ApiError::bad_request(e.to_string())
+    }
+}
+
+impl From<MemoryError> for ApiError {
+    fn from(e: MemoryError) -> Self {
+        match e {
+            MemoryError::Full => {
+                ApiError::new(StatusCode::CONFLICT, "invalid_request_error", e.to_string())
+            }
+            MemoryError::Db(e) => e.into(),
+        }
     }
 }
 

@@ -104,10 +104,7 @@ pub async fn list_audit(
     query: Result<Query<AuditFilter>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&principal)?;
-    let Query(filter) = query.map_err(|e| {
-        ApiError::bad_request(format!("invalid query: {}", e.body_text()))
-            .with_code("invalid_query")
-    })?;
+    let Query(filter) = query?;
     filter.validate()?;
     let rows = filter.page(&state.db).await?;
     let limit = filter.limit.unwrap_or(100) as usize;

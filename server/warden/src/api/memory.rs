@@ -11,7 +11,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::AppState;
-use super::agents::visible;
+use super::agents::visible_run;
 use super::auth::require_admin;
 use super::error::ApiError;
 use super::json::ApiJson;
@@ -29,8 +29,7 @@ fn whose(
     p: &Principal,
     q: Result<Query<SubjectQuery>, QueryRejection>,
 ) -> Result<String, ApiError> {
-    let Query(q) =
-        q.map_err(|e| ApiError::bad_request(format!("invalid query: {}", e.body_text())))?;
+    let Query(q) = q?;
     match q.subject {
         Some(s) if s != p.name => {
             if p.role != Role::Admin {
@@ -78,13 +77,7 @@ pub async fn put(
         .runner
         .memory
         .put(&subject, &key, &body.value, "api")
-        .await
-        .map_err(|e| match e {
-            sea_orm::DbErr::Custom(m) => {
-                ApiError::new(StatusCode::CONFLICT, "invalid_request_error", m)
-            }
-            e => e.into(),
-        })?;
+        .await?;
     Ok(Json(
         json!({"subject": subject, "key": key, "value": body.value}),
     ))
@@ -141,14 +134,8 @@ pub async fn add_feedback(
         body.comment.as_deref(),
         body.correction.as_deref(),
     )?;
+    let (run, _) = visible_run(&state, &principal, &id).await?;
     let svc = &state.agents;
-    let (run, _) = svc
-        .runner
-        .runs
-        .get(&id)
-        .await?
-        .filter(|(run, _)| visible(&principal, run.subject.as_deref()))
-        .ok_or_else(|| ApiError::not_found(format!("no run {id:?}")))?;
     if run.answer.is_none() {
         return Err(ApiError::new(
             StatusCode::CONFLICT,

@@ -8,13 +8,11 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use tokio::sync::OnceCell;
 
+use crate::adapters::LazyRegistryLlm;
 use crate::config::Config;
-use warden_llm::{Backend, LlmError};
 use warden_plugin_host::kv_store::KvStore;
 use warden_plugin_host::manager::plugin_dirs;
-use warden_plugin_host::{
-    CallRequest, HostServices, LlmProvider, Manifest, PluginManager, standalone,
-};
+use warden_plugin_host::{CallRequest, HostServices, Manifest, PluginManager, standalone};
 
 #[derive(Subcommand)]
 pub enum PluginCommand {
@@ -84,35 +82,6 @@ pub async fn run(config: Config, cmd: PluginCommand) -> anyhow::Result<()> {
     }
 }
 
-/// Loads the configured models on first use only.
-struct LazyLlm {
-    config: Config,
-    backend: OnceCell<Arc<dyn Backend>>,
-}
-
-#[async_trait::async_trait]
-impl LlmProvider for LazyLlm {
-    async fn backend(&self) -> Result<Arc<dyn Backend>, LlmError> {
-        self.backend
-            .get_or_try_init(|| async {
-                let registry = crate::models::load(&self.config)
-                    .await
-                    .map_err(|e| LlmError::Engine(format!("loading the model: {e:#}")))?;
-                let model = self.config.plugins.llm_model.clone().or_else(|| {
-                    self.config
-                        .effective_models()
-                        .first()
-                        .map(|m| m.id().to_owned())
-                });
-                model
-                    .and_then(|m| registry.get(&m))
-                    .ok_or_else(|| LlmError::UnknownModel("(none configured for plugins)".into()))
-            })
-            .await
-            .cloned()
-    }
-}
-
 async fn services(config: &Config, persist: bool) -> anyhow::Result<HostServices> {
     let url = if persist {
         config.database_url()
@@ -129,7 +98,7 @@ async fn services(config: &Config, persist: bool) -> anyhow::Result<HostServices
 fn services_on(db: sea_orm::DatabaseConnection, config: &Config) -> HostServices {
     HostServices {
         kv: KvStore::new(db),
-        llm: Some(Arc::new(LazyLlm {
+        llm: Some(Arc::new(LazyRegistryLlm {
             config: config.clone(),
             backend: OnceCell::new(),
         })),
@@ -317,7 +286,7 @@ fn new(a: &NewArgs) -> anyhow::Result<()> {
         bail!("plugin name {name:?} must start with a-z and contain only a-z, 0-9, '-' and '_'");
     }
     let id = a.id.clone().unwrap_or_else(|| format!("local.{name}"));
-    warden_plugin_host::manifest::validate_id(&id).map_err(anyhow::Error::msg)?;
+    warden_plugin_host::manifest::validate_id(&id)?;
     let sdk = match &a.sdk {
         Some(p) => p.clone(),
         None => Path::new(env!("CARGO_MANIFEST_DIR")).join("../sdk"),

@@ -40,6 +40,15 @@ pub struct ChatCompletionRequest {
     pub user: Option<String>,
 }
 
+impl ChatCompletionRequest {
+    /// Whether a streamed answer ends with a usage chunk.
+    pub fn include_usage(&self) -> bool {
+        self.stream_options
+            .as_ref()
+            .is_some_and(|o| o.include_usage)
+    }
+}
+
 #[derive(Debug, Deserialize)]
 pub struct StreamOptions {
     #[serde(default)]

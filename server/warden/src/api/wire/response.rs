@@ -17,6 +17,34 @@ pub struct ChatCompletionResponse {
     pub system_fingerprint: Option<String>,
 }
 
+impl ChatCompletionResponse {
+    /// A non-streamed completion with its one choice: what both the chat
+    /// and the agent handler answer.
+    pub fn single(
+        id: String,
+        created: i64,
+        model: String,
+        message: ResponseMessage,
+        finish_reason: FinishReason,
+        usage: Usage,
+    ) -> Self {
+        Self {
+            id,
+            object: "chat.completion",
+            created,
+            model,
+            choices: vec![Choice {
+                index: 0,
+                message,
+                finish_reason,
+                logprobs: None,
+            }],
+            usage: usage.into(),
+            system_fingerprint: None,
+        }
+    }
+}
+
 #[derive(Debug, Serialize)]
 pub struct Choice {
     pub index: u32,
@@ -31,6 +59,16 @@ pub struct ResponseMessage {
     pub content: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub tool_calls: Vec<WireToolCall>,
+}
+
+impl ResponseMessage {
+    pub fn assistant(content: Option<String>, tool_calls: Vec<WireToolCall>) -> Self {
+        Self {
+            role: "assistant",
+            content,
+            tool_calls,
+        }
+    }
 }
 
 #[derive(Debug, Serialize, Clone, Copy)]

@@ -81,7 +81,7 @@ pub async fn run(_config: Config, args: GovernanceBenchArgs) -> anyhow::Result<(
                 args.iterations
             }
             .max(10);
-            evals.push(measure_eval(&bundle, &text, kib, dirty, iterations));
+            evals.push(measure_eval(&bundle, &text, kib, dirty, iterations)?);
         }
     }
     let audits = measure_audit(&args).await?;
@@ -128,7 +128,7 @@ fn measure_eval(
     kib: usize,
     dirty: bool,
     iterations: usize,
-) -> EvalStats {
+) -> anyhow::Result<EvalStats> {
     let subject = Subject::default();
     let input = EvalInput {
         stage: Stage::Output,
@@ -147,8 +147,8 @@ fn measure_eval(
         samples.push(t.elapsed().as_secs_f64() * 1e6);
         decision = e.decision.decision.as_str().to_owned();
     }
-    let (p50, p99, mean) = percentiles(&samples);
-    EvalStats {
+    let (p50, p99, mean) = percentiles(&samples)?;
+    Ok(EvalStats {
         case: format!(
             "output {kib} KiB {}",
             if dirty { "with findings" } else { "clean" }
@@ -158,7 +158,7 @@ fn measure_eval(
         p99_us: p99,
         mean_us: mean,
         decision,
-    }
+    })
 }
 
 async fn measure_audit(args: &GovernanceBenchArgs) -> anyhow::Result<Vec<AuditStats>> {
@@ -204,7 +204,7 @@ async fn measure_audit(args: &GovernanceBenchArgs) -> anyhow::Result<Vec<AuditSt
         samples.push(t.elapsed().as_secs_f64() * 1e3);
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let (p50, p99, _) = percentiles(&samples);
+    let (p50, p99, _) = percentiles(&samples)?;
     out.push(AuditStats {
         case: "1 writer, awaited".into(),
         records: n,
@@ -238,7 +238,7 @@ async fn measure_audit(args: &GovernanceBenchArgs) -> anyhow::Result<Vec<AuditSt
         samples.extend(t.await??);
     }
     let elapsed = start.elapsed().as_secs_f64();
-    let (p50, p99, _) = percentiles(&samples);
+    let (p50, p99, _) = percentiles(&samples)?;
     out.push(AuditStats {
         case: format!("{writers} writers, group commit"),
         records: samples.len(),
@@ -249,9 +249,11 @@ async fn measure_audit(args: &GovernanceBenchArgs) -> anyhow::Result<Vec<AuditSt
     Ok(out)
 }
 
-/// p50, p99 and mean; zeros for no samples (a case always takes some).
-fn percentiles(samples: &[f64]) -> (f64, f64, f64) {
-    Summary::of(samples).map_or((0.0, 0.0, 0.0), |s| (s.p50, s.p99, s.mean))
+/// p50, p99 and mean; a case that took no samples is an error, not a row
+/// of zeros.
+fn percentiles(samples: &[f64]) -> anyhow::Result<(f64, f64, f64)> {
+    let s = Summary::of(samples).context("the case took no samples")?;
+    Ok((s.p50, s.p99, s.mean))
 }
 
 /// Deterministic business prose of about `bytes` bytes; with `dirty`, each

@@ -40,7 +40,9 @@ impl BenchCommand {
     }
 }
 
-/// Order statistics of a set of samples (nearest-rank percentiles).
+/// Order statistics of a set of samples. A percentile q is the sample at
+/// rank round((n - 1) * q) in sorted order (so p50 of two samples is the
+/// larger one, and p100 is the maximum).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Summary {
     pub count: usize,
