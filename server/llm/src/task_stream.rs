@@ -30,6 +30,16 @@ impl Drop for AbortOnDrop {
     }
 }
 
+/// A backend's event stream fed by a task; dropping it aborts the task
+/// (and with it the generation or the upstream request).
+pub fn event_stream<F, Fut>(f: F) -> crate::EventStream
+where
+    F: FnOnce(mpsc::Sender<Result<crate::StreamEvent, crate::LlmError>>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    task_stream(32, f).boxed()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,14 +60,4 @@ mod tests {
         // `take` dropped the stream: the task must end, dropping `done_tx`.
         assert!(done_rx.await.is_err());
     }
-}
-
-/// A backend's event stream fed by a task; dropping it aborts the task
-/// (and with it the generation or the upstream request).
-pub fn event_stream<F, Fut>(f: F) -> crate::EventStream
-where
-    F: FnOnce(mpsc::Sender<Result<crate::StreamEvent, crate::LlmError>>) -> Fut,
-    Fut: std::future::Future<Output = ()> + Send + 'static,
-{
-    task_stream(32, f).boxed()
 }

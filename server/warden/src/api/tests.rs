@@ -460,3 +460,52 @@ async fn bad_filters_and_bodies_on_the_admin_api_are_400s_naming_the_field() {
         .await;
     assert_eq!(status, StatusCode::CONFLICT, "{err}");
 }
+
+#[tokio::test]
+async fn a_full_memory_is_a_409_and_keeps_what_it_has() {
+    let app = app().await;
+    let user = app.user.clone();
+    for i in 0..warden_agents::memory::MAX_ENTRIES {
+        let (status, body) = app
+            .call(
+                Method::PUT,
+                &format!("/api/memory/k{i}"),
+                Some(&user),
+                r#"{"value": "v"}"#,
+            )
+            .await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+    }
+    let (status, err) = app
+        .call(
+            Method::PUT,
+            "/api/memory/one-more",
+            Some(&user),
+            r#"{"value": "v"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT, "{err}");
+    assert_openai_error(&err);
+    assert!(
+        err["error"]["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("memory is full")),
+        "{err}"
+    );
+    // An existing key can still be updated.
+    let (status, _) = app
+        .call(
+            Method::PUT,
+            "/api/memory/k0",
+            Some(&user),
+            r#"{"value": "w"}"#,
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    let (_, list) = app.call(Method::GET, "/api/memory", Some(&user), "").await;
+    assert_eq!(
+        list["data"].as_array().map(Vec::len),
+        Some(warden_agents::memory::MAX_ENTRIES as usize),
+        "{list}"
+    );
+}
