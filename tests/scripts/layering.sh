@@ -36,6 +36,8 @@ forbid warden-plugin-host mistralrs mistralrs-core candle-core async-openai axum
     warden-llm-embedded warden-llm-remote warden-governance warden-agents
 # Agents reach tools through ToolHost and models through Backend.
 forbid warden-agents $ENGINES $SERVING warden-plugin-host warden-llm-embedded warden-llm-remote
+# Slack's protocol crate is pure: no runtime, no network, no database, no model.
+forbid warden-slack tokio sea-orm $ENGINES $SERVING warden-db warden-llm warden-agents
 # Each engine crate is only that engine.
 forbid warden-llm-embedded wasmtime async-openai axum sea-orm warden-plugin-host warden-agents
 forbid warden-llm-remote mistralrs wasmtime axum sea-orm warden-plugin-host warden-agents

@@ -5,7 +5,7 @@
 
 use sea_orm::{
     ActiveModelTrait, ColumnTrait, DatabaseConnection, DbErr, EntityTrait, PaginatorTrait,
-    QueryFilter, QueryOrder, Set, TransactionTrait,
+    QueryFilter, QueryOrder, Set,
 };
 
 use warden_db::entities::user_memory;
@@ -73,7 +73,8 @@ impl MemoryStore {
         value: &str,
         source: &str,
     ) -> Result<(), MemoryError> {
-        let txn = self.db.begin().await?;
+        // Reads the count, then writes: see `begin_write`.
+        let txn = warden_db::begin_write(&self.db).await?;
         let existing = user_memory::Entity::find()
             .filter(user_memory::Column::Subject.eq(subject))
             .filter(user_memory::Column::Key.eq(key))

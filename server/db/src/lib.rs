@@ -9,7 +9,10 @@ pub mod entities;
 use std::time::Duration;
 
 use sea_orm::sqlx::sqlite::{SqliteJournalMode, SqliteSynchronous};
-use sea_orm::{ConnectOptions, Database, DatabaseConnection, DbErr};
+use sea_orm::{
+    ConnectOptions, Database, DatabaseConnection, DatabaseTransaction, DbErr,
+    SqliteTransactionMode, TransactionOptions, TransactionTrait,
+};
 use warden_migrations::{Migrator, MigratorTrait};
 
 /// Why the database could not be opened.
@@ -61,6 +64,20 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConnectError> {
     let db = Database::connect(options).await?;
     Migrator::up(&db, None).await?;
     Ok(db)
+}
+
+/// Starts a transaction that reads and then writes. On SQLite it is
+/// `BEGIN IMMEDIATE`, which takes the write lock at the start, where the
+/// busy timeout applies: a deferred transaction that reads first and then
+/// writes fails at once with SQLITE_BUSY_SNAPSHOT (517) whenever another
+/// connection (the request log, a key's last-used time) committed in
+/// between. PostgreSQL ignores the mode.
+pub async fn begin_write(db: &DatabaseConnection) -> Result<DatabaseTransaction, DbErr> {
+    db.begin_with_options(TransactionOptions {
+        sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
+        ..TransactionOptions::default()
+    })
+    .await
 }
 
 fn sqlite_path(url: &str) -> Option<&str> {

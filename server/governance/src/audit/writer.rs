@@ -5,8 +5,7 @@
 //! locked, so several servers sharing a database still form one chain.
 
 use sea_orm::{
-    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QuerySelect,
-    Set, SqliteTransactionMode, TransactionOptions, TransactionTrait,
+    ActiveModelTrait, ConnectionTrait, DatabaseConnection, DbBackend, EntityTrait, QuerySelect, Set,
 };
 use thiserror::Error;
 use tokio::sync::{mpsc, oneshot};
@@ -107,12 +106,7 @@ async fn write_batch(
     // applies; a deferred transaction that reads the head and then writes
     // fails with SQLITE_BUSY_SNAPSHOT when another connection committed in
     // between (seen with the request-log writer). Ignored by PostgreSQL.
-    let txn = db
-        .begin_with_options(TransactionOptions {
-            sqlite_transaction_mode: Some(SqliteTransactionMode::Immediate),
-            ..TransactionOptions::default()
-        })
-        .await?;
+    let txn = warden_db::begin_write(db).await?;
     let mut head_query = audit_head::Entity::find_by_id(1);
     if txn.get_database_backend() == DbBackend::Postgres {
         head_query = head_query.lock_exclusive();

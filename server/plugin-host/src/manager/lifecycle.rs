@@ -24,7 +24,8 @@ impl PluginManager {
         action: &str,
     ) -> Result<(), sea_orm::DbErr> {
         let now = chrono::Utc::now();
-        let txn = self.db.begin().await?;
+        // Reads the existing row, then writes: see `begin_write`.
+        let txn = warden_db::begin_write(&self.db).await?;
         let existing = plugin::Entity::find_by_id(manifest.id.clone())
             .one(&txn)
             .await?;

@@ -1,0 +1,120 @@
+//! Text Warden posts to Slack.
+//!
+//! Slack reads `&`, `<` and `>` in message text as markup: `<!channel>`
+//! notifies everyone, `<https://evil|bank>` shows a link under another name,
+//! `<@U123>` mentions a user. Model output is untrusted, so it is escaped
+//! (Slack's own rule: exactly those three characters) before it is posted.
+//! Long answers are split at paragraph, line or word boundaries so that no
+//! piece exceeds a limit, and never inside an escape.
+
+/// Characters of text in one section block (Slack's limit is 3000).
+pub const SECTION_LIMIT: usize = 3000;
+
+/// Escapes `&`, `<` and `>` as Slack requires.
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Splits already-escaped `text` into pieces of at most `limit` characters
+/// (not bytes: Slack counts characters), preferring a paragraph break, then
+/// a line break, then a space, and never cutting an `&…;` escape or a
+/// character in two. `limit` below 8 is raised to 8 so an escape fits.
+pub fn split(text: &str, limit: usize) -> Vec<String> {
+    let limit = limit.max(8);
+    let mut pieces = Vec::new();
+    let mut rest = text;
+    while rest.chars().count() > limit {
+        // Byte offset just past the first `limit` characters.
+        let hard = rest
+            .char_indices()
+            .nth(limit)
+            .map_or(rest.len(), |(i, _)| i);
+        let window = &rest[..hard];
+        let cut = ["\n\n", "\n", " "]
+            .iter()
+            .find_map(|sep| window.rfind(sep).filter(|&i| i > 0).map(|i| i + sep.len()))
+            .unwrap_or_else(|| outside_escape(window));
+        let (head, tail) = rest.split_at(cut);
+        pieces.push(head.trim_end().to_owned());
+        rest = tail.trim_start();
+    }
+    if !rest.is_empty() || pieces.is_empty() {
+        pieces.push(rest.to_owned());
+    }
+    pieces
+}
+
+/// `window.len()`, moved back before an escape that the end would cut.
+fn outside_escape(window: &str) -> usize {
+    match window.rfind('&') {
+        Some(amp) if !window[amp..].contains(';') && amp > 0 => amp,
+        _ => window.len(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn markup_in_model_output_is_inert() {
+        let cases = [
+            ("<!channel> meeting now", "&lt;!channel&gt; meeting now"),
+            (
+                "<https://evil.example|your bank>",
+                "&lt;https://evil.example|your bank&gt;",
+            ),
+            ("<@U123> and <#C42>", "&lt;@U123&gt; and &lt;#C42&gt;"),
+            ("Q&A: 1 < 2 > 0", "Q&amp;A: 1 &lt; 2 &gt; 0"),
+            ("already &amp; escaped", "already &amp;amp; escaped"),
+            ("plain *bold* text", "plain *bold* text"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(escape(input), want, "{input}");
+        }
+    }
+
+    #[test]
+    fn long_text_splits_at_the_best_boundary_within_the_limit() {
+        let cases: [(&str, usize, &[&str]); 5] = [
+            ("short", 100, &["short"]),
+            ("", 100, &[""]),
+            ("one two three four", 9, &["one two", "three", "four"]),
+            (
+                "para one\n\npara two is longer",
+                12,
+                &["para one", "para two is", "longer"],
+            ),
+            ("abcdefghijklmnop", 8, &["abcdefgh", "ijklmnop"]),
+        ];
+        for (text, limit, want) in cases {
+            assert_eq!(split(text, limit), want, "{text:?} at {limit}");
+        }
+    }
+
+    #[test]
+    fn splitting_never_cuts_an_escape_or_a_character() {
+        let text = escape(&"é<>&".repeat(500));
+        for limit in [8, 9, 10, 11, 13, 100, SECTION_LIMIT] {
+            let pieces = split(&text, limit);
+            assert!(pieces.iter().all(|p| p.chars().count() <= limit), "{limit}");
+            assert_eq!(pieces.concat(), text, "{limit}: nothing lost or added");
+            for p in &pieces {
+                let open = p.rfind('&').map(|i| &p[i..]);
+                assert!(
+                    open.is_none_or(|o| o.contains(';')),
+                    "{limit}: cut escape in {p:?}"
+                );
+            }
+        }
+    }
+}
