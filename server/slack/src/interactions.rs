@@ -1,0 +1,186 @@
+//! Interactivity: what Slack POSTs when someone clicks a button. The body
+//! is form-encoded with one field, `payload`, holding JSON. Warden's
+//! approval buttons carry `approve:<run id>` or `reject:<run id>` as their
+//! value; anything else is refused before it reaches the approval path.
+
+use serde::Deserialize;
+
+/// Why an interaction body is refused (answered 400, nothing stored).
+#[derive(Debug, thiserror::Error)]
+pub enum InteractionError {
+    #[error("the body has no `payload` field")]
+    NoPayload,
+    #[error("the body has more than one `payload` field")]
+    DuplicatePayload,
+    #[error("the payload is not a block_actions JSON object: {0}")]
+    Json(#[from] serde_json::Error),
+    #[error("the interaction has no actions")]
+    NoAction,
+    #[error("the action value {0:?} is not approve:<run> or reject:<run>")]
+    Value(String),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+struct Payload {
+    #[serde(rename = "type")]
+    kind: String,
+    team: Team,
+    user: User,
+    #[serde(default)]
+    actions: Vec<Action>,
+    #[serde(default)]
+    response_url: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+struct Team {
+    id: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+struct User {
+    id: String,
+    #[serde(default)]
+    username: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+struct Action {
+    #[serde(default)]
+    value: Option<String>,
+}
+
+/// A click on an approval button.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalClick {
+    pub team_id: String,
+    pub user_id: String,
+    pub user_name: Option<String>,
+    pub approve: bool,
+    pub run_id: String,
+    /// Where the decision is shown (replaces the buttons' message).
+    pub response_url: Option<String>,
+}
+
+/// Parses an interaction body. Interactions other than `block_actions`
+/// (view submissions, shortcuts) are `Ok(None)`: acknowledged, not acted on.
+pub fn parse(body: &[u8]) -> Result<Option<ApprovalClick>, InteractionError> {
+    let mut payloads = form_urlencoded::parse(body).filter(|(k, _)| k == "payload");
+    let (_, payload) = payloads.next().ok_or(InteractionError::NoPayload)?;
+    if payloads.next().is_some() {
+        return Err(InteractionError::DuplicatePayload);
+    }
+    let p: Payload = serde_json::from_str(&payload)?;
+    if p.kind != "block_actions" {
+        return Ok(None);
+    }
+    let value = p
+        .actions
+        .first()
+        .ok_or(InteractionError::NoAction)?
+        .value
+        .clone()
+        .unwrap_or_default();
+    let (approve, run_id) = match value.split_once(':') {
+        Some(("approve", id)) => (true, id),
+        Some(("reject", id)) => (false, id),
+        _ => return Err(InteractionError::Value(value.clone())),
+    };
+    let id_ok = !run_id.is_empty()
+        && run_id.len() <= 64
+        && run_id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if !id_ok {
+        return Err(InteractionError::Value(value.clone()));
+    }
+    Ok(Some(ApprovalClick {
+        team_id: p.team.id,
+        user_id: p.user.id,
+        user_name: p.user.username,
+        approve,
+        run_id: run_id.to_owned(),
+        response_url: p.response_url,
+    }))
+}
+
+/// The button value for a decision on `run_id`.
+pub fn button_value(approve: bool, run_id: &str) -> String {
+    format!("{}:{run_id}", if approve { "approve" } else { "reject" })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn body(payload: &serde_json::Value) -> Vec<u8> {
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("payload", &payload.to_string())
+            .finish()
+            .into_bytes()
+    }
+
+    fn click(value: &str) -> serde_json::Value {
+        json!({
+            "type": "block_actions",
+            "team": {"id": "T1"},
+            "user": {"id": "U7", "username": "boss"},
+            "response_url": "http://127.0.0.1:9/respond",
+            "actions": [{"action_id": "decide", "value": value}]
+        })
+    }
+
+    #[test]
+    fn approval_buttons_round_trip() {
+        for approve in [true, false] {
+            let v = button_value(approve, "run_0b1c");
+            let got = parse(&body(&click(&v))).unwrap().unwrap();
+            assert_eq!(
+                got,
+                ApprovalClick {
+                    team_id: "T1".into(),
+                    user_id: "U7".into(),
+                    user_name: Some("boss".into()),
+                    approve,
+                    run_id: "run_0b1c".into(),
+                    response_url: Some("http://127.0.0.1:9/respond".into()),
+                }
+            );
+        }
+    }
+
+    #[test]
+    fn other_interactions_are_acknowledged_without_a_decision() {
+        let mut p = click("approve:r1");
+        p["type"] = json!("view_submission");
+        assert_eq!(parse(&body(&p)).unwrap(), None);
+    }
+
+    #[test]
+    fn malformed_interactions_are_refused() {
+        let mut no_actions = click("approve:r1");
+        no_actions["actions"] = json!([]);
+        let cases: Vec<(&str, Vec<u8>)> = vec![
+            ("empty body", Vec::new()),
+            ("no payload field", b"foo=bar".to_vec()),
+            (
+                "payload twice",
+                [body(&click("approve:r1")), b"&payload=%7B%7D".to_vec()].concat(),
+            ),
+            ("payload not JSON", b"payload=%7Bnope".to_vec()),
+            (
+                "payload without team",
+                b"payload=%7B%22type%22%3A%22block_actions%22%7D".to_vec(),
+            ),
+            ("no actions", body(&no_actions)),
+            ("unknown verb", body(&click("delete:r1"))),
+            ("no run id", body(&click("approve:"))),
+            ("hostile run id", body(&click("approve:../../etc"))),
+            ("no separator", body(&click("approve"))),
+        ];
+        for (name, b) in cases {
+            assert!(parse(&b).is_err(), "{name}");
+        }
+    }
+}
