@@ -404,18 +404,20 @@ async fn runs_time_out_and_can_be_cancelled() {
     );
 }
 
+/// A planner that saves a "tone: formal" preference, then answers "Noted.".
+fn saves_the_tone_then_answers() -> Vec<Reply> {
+    vec![
+        Reply::text(
+            r#"{"tool": "remember_preference", "arguments": {"key": "tone", "value": "formal"}}"#,
+        ),
+        Reply::text(r#"{"final": "Noted."}"#),
+    ]
+}
+
 #[tokio::test]
 async fn memory_reaches_agents_that_use_it_and_remembered_preferences_join_it() {
     let w = world().await;
-    let r = runner(
-        &w,
-        scripted(vec![
-            Reply::text(
-                r#"{"tool": "remember_preference", "arguments": {"key": "tone", "value": "formal"}}"#,
-            ),
-            Reply::text(r#"{"final": "Noted."}"#),
-        ]),
-    );
+    let r = runner(&w, scripted(saves_the_tone_then_answers()));
     r.memory
         .put("tester", "language", "French", "api")
         .await
@@ -473,15 +475,7 @@ async fn memory_reaches_agents_that_use_it_and_remembered_preferences_join_it() 
 #[tokio::test]
 async fn a_full_memory_skips_the_mirror_and_the_run_still_answers() {
     let w = world().await;
-    let r = runner(
-        &w,
-        scripted(vec![
-            Reply::text(
-                r#"{"tool": "remember_preference", "arguments": {"key": "tone", "value": "formal"}}"#,
-            ),
-            Reply::text(r#"{"final": "Noted."}"#),
-        ]),
-    );
+    let r = runner(&w, scripted(saves_the_tone_then_answers()));
     for i in 0..crate::memory::MAX_ENTRIES {
         r.memory
             .put("tester", &format!("k{i}"), "v", "api")
