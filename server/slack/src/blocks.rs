@@ -22,10 +22,13 @@ pub struct ApprovalRequest<'a> {
 /// The approval message: who wants to call what, why it needs a decision,
 /// and Approve / Reject buttons whose values name the run.
 pub fn approval(r: &ApprovalRequest<'_>) -> Value {
-    let header = format!(
-        "*Approval needed* for agent `{}`: tool `{}`",
-        escape(r.agent),
-        escape(r.tool)
+    let header = cut(
+        &format!(
+            "*Approval needed* for agent `{}`: tool `{}`",
+            inline_code(r.agent),
+            inline_code(r.tool)
+        ),
+        SECTION_LIMIT,
     );
     // Backticks cannot be escaped inside a code block: a zero-width space
     // after each one keeps untrusted text from closing the fence.
@@ -53,18 +56,29 @@ pub fn approval(r: &ApprovalRequest<'_>) -> Value {
     })
 }
 
-/// At most `limit` characters, ending in `…` when cut, never inside an
+/// Escaped, on one line, and unable to close the inline code span.
+fn inline_code(text: &str) -> String {
+    guard_backticks(&escape(text).replace(['\n', '\r'], " "))
+}
+
+/// Backticks cannot be escaped inside code: a zero-width space after each
+/// one keeps untrusted text from closing the span or fence it sits in.
+fn guard_backticks(text: &str) -> String {
+    text.replace('`', "`\u{200b}")
+}
+
+/// At most `limit` characters. When cut, it says how much is not shown (an
+/// approver must know the arguments go on), and never ends inside an
 /// escape.
 fn cut(text: &str, limit: usize) -> String {
-    if text.chars().count() <= limit {
+    let total = text.chars().count();
+    if total <= limit {
         return text.to_owned();
     }
-    let mut head = crate::text::split(text, limit.saturating_sub(1))
-        .into_iter()
-        .next()
-        .unwrap_or_default();
-    head.push('…');
-    head
+    // The note's length depends on the count it reports; 40 covers it.
+    let head = crate::text::prefix(text, limit.saturating_sub(40));
+    let hidden = total - head.chars().count();
+    format!("{head}… ({hidden} more characters not shown)")
 }
 
 #[cfg(test)]
@@ -111,6 +125,12 @@ mod tests {
         }
         let code = msg["blocks"][1]["text"]["text"].as_str().unwrap();
         assert_eq!(code.matches("```").count(), 2, "{code}");
+        let header = approval(&request("{}", "a`\n*fake line*"));
+        let header = header["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(
+            !header.contains('\n') && !header.contains("a`*"),
+            "{header}"
+        );
     }
 
     #[test]
@@ -119,6 +139,17 @@ mod tests {
         let msg = approval(&request(&big, "a"));
         let code = msg["blocks"][1]["text"]["text"].as_str().unwrap();
         assert!(code.chars().count() <= SECTION_LIMIT, "{}", code.len());
-        assert!(code.ends_with("…```"));
+        assert!(code.ends_with("more characters not shown)```"), "{code}");
+        let shown = code.matches('x').count();
+        assert!(shown > SECTION_LIMIT - 100, "only {shown} shown");
+        assert!(
+            code.contains(&format!("({} more", 10_000 - shown)),
+            "{code}"
+        );
+        // A long name cannot push the header past the limit either.
+        let long = "n".repeat(5000);
+        let msg = approval(&request("{}", &long));
+        let header = msg["blocks"][0]["text"]["text"].as_str().unwrap();
+        assert!(header.chars().count() <= SECTION_LIMIT);
     }
 }

@@ -49,27 +49,48 @@ pub struct Callback {
 pub struct Event {
     #[serde(rename = "type")]
     pub kind: String,
-    #[serde(default)]
+    // Every other field is read leniently: events Warden does not answer
+    // (`team_join`, `channel_created`, ...) carry objects under the same
+    // names, and must be ignored, not refused.
+    #[serde(default, deserialize_with = "string_or_none")]
     pub subtype: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_none")]
     pub user: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_none")]
     pub bot_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_none")]
     pub channel: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_none")]
     pub channel_type: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_none")]
     pub text: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_none")]
     pub ts: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_none")]
     pub thread_ts: Option<String>,
     /// The event's own team, which can differ from the envelope's in
     /// shared channels.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "string_or_none")]
     pub team: Option<String>,
+    /// Present when a user edited the message: an edited mention arrives as
+    /// a new `app_mention` with no subtype, and must not be answered again.
+    #[serde(default, deserialize_with = "present")]
+    pub edited: bool,
 }
+
+fn string_or_none<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<String>, D::Error> {
+    Ok(match Value::deserialize(d)? {
+        Value::String(s) => Some(s),
+        _ => None,
+    })
+}
+
+fn present<'de, D: serde::Deserializer<'de>>(d: D) -> Result<bool, D::Error> {
+    Ok(!Value::deserialize(d)?.is_null())
+}
+
+/// Slack's own user, which posts without a `bot_id`.
+const SLACKBOT: &str = "USLACKBOT";
 
 impl Envelope {
     pub fn parse(body: &[u8]) -> Result<Envelope, EnvelopeError> {
@@ -135,6 +156,8 @@ pub enum Ignored {
     OwnMessage,
     #[error("a bot's message")]
     Bot,
+    #[error("an edited message")]
+    Edited,
     #[error("message subtype {0}")]
     Subtype(String),
     #[error("{0} events are not addressed to the bot")]
@@ -166,11 +189,14 @@ impl Filter {
                 return Err(Ignored::ForeignTeam(t.to_owned()));
             }
         }
-        if e.bot_id.is_some() {
+        if e.bot_id.is_some() || e.user.as_deref() == Some(SLACKBOT) {
             return Err(Ignored::Bot);
         }
         if let Some(s) = &e.subtype {
             return Err(Ignored::Subtype(s.clone()));
+        }
+        if e.edited {
+            return Err(Ignored::Edited);
         }
         let user = e.user.clone().ok_or(Ignored::Missing("user"))?;
         if self.bot_user_id.as_deref() == Some(user.as_str()) {
@@ -186,7 +212,12 @@ impl Filter {
             return Err(Ignored::ChannelNotAllowed(channel));
         }
         let ts = e.ts.clone().ok_or(Ignored::Missing("ts"))?;
-        let text = strip_mention(e.text.as_deref().unwrap_or(""), self.bot_user_id.as_deref());
+        // Slack sends `&`, `<` and `>` escaped; the agent reads what the
+        // user typed (the answer is escaped again on the way out).
+        let text = crate::text::unescape(&strip_mention(
+            e.text.as_deref().unwrap_or(""),
+            self.bot_user_id.as_deref(),
+        ));
         if text.is_empty() {
             return Err(Ignored::Empty);
         }
@@ -294,6 +325,24 @@ mod tests {
         assert_eq!((got.thread_ts.as_str(), got.direct), ("100.1", false));
         assert_eq!(got.message_key(), "C1:100.1");
 
+        // What the user typed, not Slack's escapes of it.
+        let escaped = callback(json!({
+            "type": "app_mention", "user": "U1", "channel": "C1",
+            "text": "<@UBOT> is 1 &lt; 2 &amp;&amp; 3 &gt; 2?", "ts": "100.3"
+        }));
+        assert_eq!(
+            filter().classify(&escaped).unwrap().text,
+            "is 1 < 2 && 3 > 2?"
+        );
+
+        // Editing a message re-sends the mention with the same ts.
+        let edited = callback(json!({
+            "type": "app_mention", "user": "U1", "channel": "C1",
+            "text": "<@UBOT> summarise the Q4 plan", "ts": "100.1",
+            "edited": {"user": "U1", "ts": "100.9"}
+        }));
+        assert_eq!(filter().classify(&edited), Err(Ignored::Edited));
+
         let in_thread = callback(json!({
             "type": "message", "channel_type": "im", "user": "U1", "channel": "D1",
             "text": "and the risks?", "ts": "200.2", "thread_ts": "100.1"
@@ -315,6 +364,11 @@ mod tests {
         let cases = [
             (with(json!({"user": "UBOT"})), Ignored::OwnMessage),
             (with(json!({"bot_id": "B9"})), Ignored::Bot),
+            (with(json!({"user": "USLACKBOT"})), Ignored::Bot),
+            (
+                with(json!({"edited": {"user": "U1", "ts": "1.2"}})),
+                Ignored::Edited,
+            ),
             (
                 with(json!({"subtype": "bot_message"})),
                 Ignored::Subtype("bot_message".into()),
@@ -362,6 +416,16 @@ mod tests {
             only_c2.classify(&callback(base)),
             Err(Ignored::ChannelNotAllowed("D1".into()))
         );
+    }
+
+    #[test]
+    fn events_with_objects_under_the_same_names_are_ignored_not_refused() {
+        let join = callback(json!({"type": "team_join", "user": {"id": "U5", "name": "new"}}));
+        assert_eq!(join.event.user, None);
+        assert_eq!(filter().classify(&join), Err(Ignored::Missing("user")));
+        let renamed =
+            callback(json!({"type": "channel_rename", "channel": {"id": "C1", "name": "x"}}));
+        assert_eq!(renamed.event.channel, None);
     }
 
     #[test]

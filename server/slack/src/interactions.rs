@@ -86,12 +86,7 @@ pub fn parse(body: &[u8]) -> Result<Option<ApprovalClick>, InteractionError> {
         Some(("reject", id)) => (false, id),
         _ => return Err(InteractionError::Value(value.clone())),
     };
-    let id_ok = !run_id.is_empty()
-        && run_id.len() <= 64
-        && run_id
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    if !id_ok {
+    if !crate::commands::is_run_id(run_id) {
         return Err(InteractionError::Value(value.clone()));
     }
     Ok(Some(ApprovalClick {

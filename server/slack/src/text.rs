@@ -24,6 +24,14 @@ pub fn escape(text: &str) -> String {
     out
 }
 
+/// Undoes Slack's escaping of incoming text (`&lt;`, `&gt;`, then `&amp;`
+/// last, so `&amp;lt;` stays the literal `&lt;` the user typed).
+pub fn unescape(text: &str) -> String {
+    text.replace("&lt;", "<")
+        .replace("&gt;", ">")
+        .replace("&amp;", "&")
+}
+
 /// Splits already-escaped `text` into pieces of at most `limit` characters
 /// (not bytes: Slack counts characters), preferring a paragraph break, then
 /// a line break, then a space, and never cutting an `&…;` escape or a
@@ -31,26 +39,44 @@ pub fn escape(text: &str) -> String {
 pub fn split(text: &str, limit: usize) -> Vec<String> {
     let limit = limit.max(8);
     let mut pieces = Vec::new();
-    let mut rest = text;
-    while rest.chars().count() > limit {
-        // Byte offset just past the first `limit` characters.
-        let hard = rest
-            .char_indices()
-            .nth(limit)
-            .map_or(rest.len(), |(i, _)| i);
+    let mut rest = text.trim_start();
+    // Byte offset just past the first `limit` characters, while more remain.
+    while let Some((hard, _)) = rest.char_indices().nth(limit) {
         let window = &rest[..hard];
         let cut = ["\n\n", "\n", " "]
             .iter()
             .find_map(|sep| window.rfind(sep).filter(|&i| i > 0).map(|i| i + sep.len()))
             .unwrap_or_else(|| outside_escape(window));
         let (head, tail) = rest.split_at(cut);
-        pieces.push(head.trim_end().to_owned());
+        let head = head.trim_end();
+        if !head.is_empty() {
+            pieces.push(head.to_owned());
+        }
         rest = tail.trim_start();
     }
     if !rest.is_empty() || pieces.is_empty() {
         pieces.push(rest.to_owned());
     }
     pieces
+}
+
+/// The first `limit` characters of `text`, never ending inside an `&…;`
+/// escape or on a backtick whose guard character was cut off.
+pub fn prefix(text: &str, limit: usize) -> &str {
+    let end = text
+        .char_indices()
+        .nth(limit)
+        .map_or(text.len(), |(i, _)| i);
+    let mut head = &text[..end];
+    if end < text.len() {
+        if let Some(amp) = head.rfind('&')
+            && !head[amp..].contains(';')
+        {
+            head = &head[..amp];
+        }
+        head = head.trim_end_matches('`');
+    }
+    head
 }
 
 /// `window.len()`, moved back before an escape that the end would cut.
@@ -85,7 +111,7 @@ mod tests {
 
     #[test]
     fn long_text_splits_at_the_best_boundary_within_the_limit() {
-        let cases: [(&str, usize, &[&str]); 5] = [
+        let cases: [(&str, usize, &[&str]); 6] = [
             ("short", 100, &["short"]),
             ("", 100, &[""]),
             ("one two three four", 9, &["one two", "three", "four"]),
@@ -95,9 +121,46 @@ mod tests {
                 &["para one", "para two is", "longer"],
             ),
             ("abcdefghijklmnop", 8, &["abcdefgh", "ijklmnop"]),
+            // Leading blank space never makes an empty piece (Slack
+            // refuses empty sections).
+            (
+                "  \n\nabcdefghijklmnopqrst",
+                8,
+                &["abcdefgh", "ijklmnop", "qrst"],
+            ),
         ];
         for (text, limit, want) in cases {
             assert_eq!(split(text, limit), want, "{text:?} at {limit}");
+        }
+    }
+
+    #[test]
+    fn unescaping_restores_what_the_user_typed() {
+        let cases = [
+            ("1 &lt; 2 &gt; 0", "1 < 2 > 0"),
+            ("Q&amp;A", "Q&A"),
+            ("&amp;lt; is how you write &lt;", "&lt; is how you write <"),
+            ("no escapes", "no escapes"),
+        ];
+        for (input, want) in cases {
+            assert_eq!(unescape(input), want, "{input}");
+            assert_eq!(unescape(&escape(want)), want, "round trip of {want}");
+        }
+    }
+
+    #[test]
+    fn prefixes_stop_before_escapes_and_guarded_backticks() {
+        let cases = [
+            ("abcdef", 10, "abcdef"),
+            ("abcdef", 3, "abc"),
+            ("ab&amp;cd", 5, "ab"),
+            ("ab&amp;cd", 7, "ab&amp;"),
+            ("ab`\u{200b}cd", 3, "ab"),
+            ("éé&lt;", 4, "éé"),
+            ("&amp;x", 3, ""),
+        ];
+        for (text, limit, want) in cases {
+            assert_eq!(prefix(text, limit), want, "{text:?} at {limit}");
         }
     }
 
