@@ -30,12 +30,7 @@ pub fn approval(r: &ApprovalRequest<'_>) -> Value {
         ),
         SECTION_LIMIT,
     );
-    // Backticks cannot be escaped inside a code block: a zero-width space
-    // after each one keeps untrusted text from closing the fence.
-    let arguments = cut(
-        &escape(r.arguments).replace('`', "`\u{200b}"),
-        SECTION_LIMIT - 8,
-    );
+    let arguments = cut(&guard_backticks(&escape(r.arguments)), SECTION_LIMIT - 8);
     json!({
         "text": format!("Approval needed: {} wants to call {}", escape(r.agent), escape(r.tool)),
         "blocks": [

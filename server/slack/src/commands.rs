@@ -71,7 +71,7 @@ pub fn parse(body: &[u8], agents: &[&str]) -> Result<Posted, CommandError> {
     let mut words = text.split_whitespace();
     let request = match (words.next(), words.next(), words.next()) {
         (None, ..) | (Some("help"), None, _) => Request::Help,
-        (Some("status"), Some(run), None) if is_run_id(run) => Request::Status {
+        (Some("status"), Some(run), None) if crate::is_run_id(run) => Request::Status {
             run_id: run.to_owned(),
         },
         (Some(first), Some(_), _) if agents.contains(&first) => Request::Ask {
@@ -90,14 +90,6 @@ pub fn parse(body: &[u8], agents: &[&str]) -> Result<Posted, CommandError> {
         response_url: required("response_url")?,
         request,
     }))
-}
-
-/// Run ids are what Warden makes them: 1-64 ASCII letters, digits, `-`, `_`.
-pub fn is_run_id(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 64
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
 }
 
 /// What `/warden help` answers.

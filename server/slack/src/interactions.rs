@@ -86,7 +86,7 @@ pub fn parse(body: &[u8]) -> Result<Option<ApprovalClick>, InteractionError> {
         Some(("reject", id)) => (false, id),
         _ => return Err(InteractionError::Value(value.clone())),
     };
-    if !crate::commands::is_run_id(run_id) {
+    if !crate::is_run_id(run_id) {
         return Err(InteractionError::Value(value.clone()));
     }
     Ok(Some(ApprovalClick {

@@ -15,3 +15,13 @@ pub mod events;
 pub mod interactions;
 pub mod signature;
 pub mod text;
+
+/// Run ids as Warden makes them: 1-64 ASCII letters, digits, `-`, `_`.
+/// Ids arriving from Slack (button values, `/warden status`) must look like
+/// one before they go anywhere near the run store or back into a message.
+pub fn is_run_id(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}

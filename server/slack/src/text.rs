@@ -46,7 +46,13 @@ pub fn split(text: &str, limit: usize) -> Vec<String> {
         let cut = ["\n\n", "\n", " "]
             .iter()
             .find_map(|sep| window.rfind(sep).filter(|&i| i > 0).map(|i| i + sep.len()))
-            .unwrap_or_else(|| outside_escape(window));
+            .unwrap_or_else(|| {
+                // A cut at 0 would make no progress; a window of 8 or more
+                // characters always holds a whole escape before an open one.
+                open_escape(window)
+                    .filter(|&i| i > 0)
+                    .unwrap_or(window.len())
+            });
         let (head, tail) = rest.split_at(cut);
         let head = head.trim_end();
         if !head.is_empty() {
@@ -69,9 +75,7 @@ pub fn prefix(text: &str, limit: usize) -> &str {
         .map_or(text.len(), |(i, _)| i);
     let mut head = &text[..end];
     if end < text.len() {
-        if let Some(amp) = head.rfind('&')
-            && !head[amp..].contains(';')
-        {
+        if let Some(amp) = open_escape(head) {
             head = &head[..amp];
         }
         head = head.trim_end_matches('`');
@@ -79,12 +83,9 @@ pub fn prefix(text: &str, limit: usize) -> &str {
     head
 }
 
-/// `window.len()`, moved back before an escape that the end would cut.
-fn outside_escape(window: &str) -> usize {
-    match window.rfind('&') {
-        Some(amp) if !window[amp..].contains(';') && amp > 0 => amp,
-        _ => window.len(),
-    }
+/// Where an `&…;` escape that `text` ends inside of begins, if it does.
+fn open_escape(text: &str) -> Option<usize> {
+    text.rfind('&').filter(|&amp| !text[amp..].contains(';'))
 }
 
 #[cfg(test)]

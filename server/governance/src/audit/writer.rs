@@ -102,10 +102,8 @@ async fn write_batch(
     db: &DatabaseConnection,
     batch: Vec<NewRecord>,
 ) -> Result<Vec<i64>, sea_orm::DbErr> {
-    // IMMEDIATE takes SQLite's write lock at BEGIN, where the busy timeout
-    // applies; a deferred transaction that reads the head and then writes
-    // fails with SQLITE_BUSY_SNAPSHOT when another connection committed in
-    // between (seen with the request-log writer). Ignored by PostgreSQL.
+    // Reads the head, then writes: see `begin_write` and the regression
+    // test below.
     let txn = warden_db::begin_write(db).await?;
     let mut head_query = audit_head::Entity::find_by_id(1);
     if txn.get_database_backend() == DbBackend::Postgres {

@@ -2,7 +2,7 @@
 //! remove. Each one holds the manager's change lock and leaves disk and
 //! database agreeing, whichever step fails.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
@@ -15,6 +15,12 @@ use crate::manifest::{MANIFEST_FILE, Manifest, digest_of};
 use warden_db::entities::plugin;
 
 impl PluginManager {
+    /// Where a known plugin lives: its directory and where that came from.
+    async fn location(&self, id: &str) -> Option<(PathBuf, Source)> {
+        let entries = self.entries.read().await;
+        entries.get(id).map(|e| (e.dir.clone(), e.source.clone()))
+    }
+
     pub(super) async fn record_install(
         &self,
         manifest: &Manifest,
@@ -185,13 +191,10 @@ impl PluginManager {
     /// new digest and loads it. Managed plugins are reinstalled instead.
     pub async fn accept(&self, id: &str, actor: &str) -> Result<PluginView, ManageError> {
         let _guard = self.changes.lock().await;
-        let (dir, source) = {
-            let entries = self.entries.read().await;
-            let e = entries
-                .get(id)
-                .ok_or_else(|| ManageError::NotFound(format!("no plugin {id:?}")))?;
-            (e.dir.clone(), e.source.clone())
-        };
+        let (dir, source) = self
+            .location(id)
+            .await
+            .ok_or_else(|| ManageError::NotFound(format!("no plugin {id:?}")))?;
         if source == Source::Managed {
             return Err(ManageError::Conflict(format!(
                 "plugin {id} is managed; install the new component instead"
@@ -245,13 +248,10 @@ impl PluginManager {
             .await?;
             txn.commit().await?;
         }
-        let (dir, source) = {
-            let entries = self.entries.read().await;
-            let e = entries
-                .get(id)
-                .ok_or_else(|| ManageError::NotFound(format!("no plugin {id:?} on disk")))?;
-            (e.dir.clone(), e.source.clone())
-        };
+        let (dir, source) = self
+            .location(id)
+            .await
+            .ok_or_else(|| ManageError::NotFound(format!("no plugin {id:?} on disk")))?;
         if enabled {
             self.load_dir(&dir, source, actor).await;
         } else if let Some(e) = self.entries.write().await.get_mut(id) {

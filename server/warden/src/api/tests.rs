@@ -465,25 +465,23 @@ async fn bad_filters_and_bodies_on_the_admin_api_are_400s_naming_the_field() {
 async fn a_full_memory_is_a_409_and_keeps_what_it_has() {
     let app = app().await;
     let user = app.user.clone();
-    for i in 0..warden_agents::memory::MAX_ENTRIES {
-        let (status, body) = app
-            .call(
+    let put = |key: String, value: &'static str| {
+        let (app, user) = (&app, &user);
+        async move {
+            app.call(
                 Method::PUT,
-                &format!("/api/memory/k{i}"),
-                Some(&user),
-                r#"{"value": "v"}"#,
+                &format!("/api/memory/{key}"),
+                Some(user),
+                json!({ "value": value }).to_string(),
             )
-            .await;
+            .await
+        }
+    };
+    for i in 0..warden_agents::memory::MAX_ENTRIES {
+        let (status, body) = put(format!("k{i}"), "v").await;
         assert_eq!(status, StatusCode::OK, "{body}");
     }
-    let (status, err) = app
-        .call(
-            Method::PUT,
-            "/api/memory/one-more",
-            Some(&user),
-            r#"{"value": "v"}"#,
-        )
-        .await;
+    let (status, err) = put("one-more".into(), "v").await;
     assert_eq!(status, StatusCode::CONFLICT, "{err}");
     assert_openai_error(&err);
     assert!(
@@ -493,14 +491,7 @@ async fn a_full_memory_is_a_409_and_keeps_what_it_has() {
         "{err}"
     );
     // An existing key can still be updated.
-    let (status, _) = app
-        .call(
-            Method::PUT,
-            "/api/memory/k0",
-            Some(&user),
-            r#"{"value": "w"}"#,
-        )
-        .await;
+    let (status, _) = put("k0".into(), "w").await;
     assert_eq!(status, StatusCode::OK);
     let (_, list) = app.call(Method::GET, "/api/memory", Some(&user), "").await;
     assert_eq!(

@@ -135,7 +135,7 @@ mod tests {
     }
 
     #[test]
-    fn summaries_use_nearest_rank_percentiles() {
+    fn summaries_take_the_sample_at_the_rounded_rank() {
         let samples: Vec<f64> = (1..=100).rev().map(f64::from).collect();
         let s = Summary::of(&samples).unwrap();
         assert_eq!(
