@@ -9,6 +9,7 @@ mod m20261128_000001_keys_and_request_log;
 mod m20261129_000002_plugins;
 mod m20261130_000003_audit;
 mod m20261130_000004_agents;
+mod m20261203_000005_channels;
 
 pub struct Migrator;
 
@@ -20,6 +21,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261129_000002_plugins::Migration),
             Box::new(m20261130_000003_audit::Migration),
             Box::new(m20261130_000004_agents::Migration),
+            Box::new(m20261203_000005_channels::Migration),
         ]
     }
 }

@@ -1,6 +1,7 @@
 //! Test harness: starts real `warden` processes on free ports and gives
 //! tests what they need to talk to them.
 
+pub mod fake_slack;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};
@@ -161,6 +162,12 @@ impl Server {
             std::thread::sleep(Duration::from_millis(100));
         }
         bail!("warden did not exit within 60 s of SIGTERM")
+    }
+
+    /// SIGKILL: a crash, with nothing finished or flushed.
+    pub fn kill(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 
     pub fn pid(&self) -> u32 {

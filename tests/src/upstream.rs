@@ -10,6 +10,8 @@
 //! - `call-tool` → a tool call `send_email` whose arguments hold a GitHub token;
 //! - a message starting `Result of `, `The call to ` or `The tool ` (what an
 //!   agent run feeds back after a tool call) → `{"final": "Done: <message>"}`;
+//! - `hang-once` → the first such request never gets an answer (a model
+//!   stuck when the server is killed), later ones `{"final": "Answered after the restart."}`;
 //! - anything else → the message itself (an echo), which lets a test play
 //!   an agent's planner by sending the step it wants as the message.
 //!
@@ -31,6 +33,7 @@ pub const LEAKED_JWT: &str = "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiIxM
 pub struct Upstream {
     pub base: String,
     received: Arc<Mutex<Vec<Value>>>,
+    hung: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Upstream {
@@ -42,6 +45,7 @@ impl Upstream {
         let up = Upstream {
             base: format!("http://{addr}/v1"),
             received: Arc::default(),
+            hung: Arc::default(),
         };
         let app = axum::Router::new()
             .route("/v1/chat/completions", post(completions))
@@ -106,7 +110,18 @@ async fn completions(State(up): State<Upstream>, Json(body): Json<Value>) -> Res
         .and_then(|m| m["content"].as_str())
         .unwrap_or_default()
         .to_owned();
+    if last_user.trim() == "hang-once" {
+        if !up.hung.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
+        let text = json!({"final": "Answered after the restart."}).to_string();
+        return reply(&body, text, None);
+    }
     let (text, tool_calls) = reply_for(&last_user);
+    reply(&body, text, tool_calls)
+}
+
+fn reply(body: &Value, text: String, tool_calls: Option<Value>) -> Response {
     let finish = if tool_calls.is_some() {
         "tool_calls"
     } else {

@@ -9,7 +9,7 @@ use warden_tests::{Options, Server, api, call_tool, plugins_dist, warden_run};
 
 use super::governance_chat::policy_dir_with;
 
-fn plugin_config() -> String {
+pub(crate) fn plugin_config() -> String {
     format!(
         r#"
         [plugins]
@@ -240,7 +240,7 @@ async fn the_real_model_creates_a_document_then_answers_about_it() {
     );
 }
 
-const TICKET_APPROVAL: &str = r#"
+pub(crate) const TICKET_APPROVAL: &str = r#"
 policies:
   - id: tickets
     version: 1
@@ -258,7 +258,7 @@ tests:
     expect: { decision: require_approval }
 "#;
 
-const STEP: &str = r#"{"tool": "create_ticket", "arguments": {"subject": "Printer", "description": "It is broken"}}"#;
+pub(crate) const STEP: &str = r#"{"tool": "create_ticket", "arguments": {"subject": "Printer", "description": "It is broken"}}"#;
 
 #[tokio::test]
 async fn an_approval_pause_survives_a_restart_and_approvers_are_audited() {

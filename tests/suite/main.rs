@@ -16,3 +16,4 @@ mod plugins_first_party;
 mod python_client;
 mod remote_backend;
 mod shutdown;
+mod slack;

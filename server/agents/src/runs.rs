@@ -123,6 +123,10 @@ impl From<&run_step::Model> for StepRecord {
     }
 }
 
+/// The error of a run that a stopped server left `running` (a channel
+/// re-runs such a run's message; anything else failed on its own).
+pub const INTERRUPTED: &str = "interrupted: the server stopped during the run";
+
 #[derive(Clone)]
 pub struct RunStore {
     db: DatabaseConnection,
@@ -259,7 +263,7 @@ impl RunStore {
             )
             .col_expr(
                 agent_run::Column::Error,
-                sea_orm::sea_query::Expr::value("interrupted: the server stopped during the run"),
+                sea_orm::sea_query::Expr::value(INTERRUPTED),
             )
             .filter(agent_run::Column::Status.eq(RunStatus::Running.as_str()))
             .exec(&self.db)

@@ -11,6 +11,8 @@ use crate::text::{SECTION_LIMIT, escape};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ApprovalRequest<'a> {
     pub run_id: &'a str,
+    /// Which of the run's pauses this asks about (its step count).
+    pub pause: u32,
     pub agent: &'a str,
     pub tool: &'a str,
     /// The call's arguments as the policies let them through (redacted).
@@ -42,10 +44,10 @@ pub fn approval(r: &ApprovalRequest<'_>) -> Value {
             {"type": "actions", "block_id": "warden_approval", "elements": [
                 {"type": "button", "action_id": "warden_approve", "style": "primary",
                  "text": {"type": "plain_text", "text": "Approve"},
-                 "value": button_value(true, r.run_id)},
+                 "value": button_value(true, r.run_id, r.pause)},
                 {"type": "button", "action_id": "warden_reject", "style": "danger",
                  "text": {"type": "plain_text", "text": "Reject"},
-                 "value": button_value(false, r.run_id)}
+                 "value": button_value(false, r.run_id, r.pause)}
             ]}
         ]
     })
@@ -84,6 +86,7 @@ mod tests {
     fn request<'a>(arguments: &'a str, agent: &'a str) -> ApprovalRequest<'a> {
         ApprovalRequest {
             run_id: "run_1",
+            pause: 4,
             agent,
             tool: "warden.document/delete_document",
             arguments,
@@ -104,7 +107,10 @@ mod tests {
                 .append_pair("payload", &payload.to_string())
                 .finish();
             let click = interactions::parse(body.as_bytes()).unwrap().unwrap();
-            assert_eq!((click.approve, click.run_id.as_str()), (approve, "run_1"));
+            assert_eq!(
+                (click.approve, click.run_id.as_str(), click.pause),
+                (approve, "run_1", 4)
+            );
         }
     }
 

@@ -1,7 +1,10 @@
 //! Interactivity: what Slack POSTs when someone clicks a button. The body
 //! is form-encoded with one field, `payload`, holding JSON. Warden's
-//! approval buttons carry `approve:<run id>` or `reject:<run id>` as their
-//! value; anything else is refused before it reaches the approval path.
+//! approval buttons carry `approve:<run id>:<pause>` or
+//! `reject:<run id>:<pause>` as their value, where the pause names which
+//! of the run's requests the message showed (a click on an old message
+//! must not decide a newer call the approver never saw); anything else is
+//! refused before it reaches the approval path.
 
 use serde::Deserialize;
 
@@ -16,7 +19,7 @@ pub enum InteractionError {
     Json(#[from] serde_json::Error),
     #[error("the interaction has no actions")]
     NoAction,
-    #[error("the action value {0:?} is not approve:<run> or reject:<run>")]
+    #[error("the action value {0:?} is not approve:<run>:<pause> or reject:<run>:<pause>")]
     Value(String),
 }
 
@@ -58,6 +61,8 @@ pub struct ApprovalClick {
     pub user_name: Option<String>,
     pub approve: bool,
     pub run_id: String,
+    /// Which pause of the run the clicked message asked about.
+    pub pause: u32,
     /// Where the decision is shown (replaces the buttons' message).
     pub response_url: Option<String>,
 }
@@ -81,27 +86,37 @@ pub fn parse(body: &[u8]) -> Result<Option<ApprovalClick>, InteractionError> {
         .value
         .clone()
         .unwrap_or_default();
-    let (approve, run_id) = match value.split_once(':') {
-        Some(("approve", id)) => (true, id),
-        Some(("reject", id)) => (false, id),
-        _ => return Err(InteractionError::Value(value.clone())),
+    let bad = || InteractionError::Value(value.clone());
+    let (verb, rest) = value.split_once(':').ok_or_else(bad)?;
+    let approve = match verb {
+        "approve" => true,
+        "reject" => false,
+        _ => return Err(bad()),
     };
-    if !crate::is_run_id(run_id) {
-        return Err(InteractionError::Value(value.clone()));
+    let (run_id, pause) = rest.rsplit_once(':').ok_or_else(bad)?;
+    if !crate::is_run_id(run_id) || pause.is_empty() || pause.len() > 9 {
+        return Err(bad());
     }
+    let pause: u32 = pause
+        .chars()
+        .all(|c| c.is_ascii_digit())
+        .then(|| pause.parse().ok())
+        .flatten()
+        .ok_or_else(bad)?;
     Ok(Some(ApprovalClick {
         team_id: p.team.id,
         user_id: p.user.id,
         user_name: p.user.username,
         approve,
         run_id: run_id.to_owned(),
+        pause,
         response_url: p.response_url,
     }))
 }
 
-/// The button value for a decision on `run_id`.
-pub fn button_value(approve: bool, run_id: &str) -> String {
-    format!("{}:{run_id}", if approve { "approve" } else { "reject" })
+/// The button value for a decision on pause `pause` of `run_id`.
+pub fn button_value(approve: bool, run_id: &str, pause: u32) -> String {
+    format!("{}:{run_id}:{pause}", if approve { "approve" } else { "reject" })
 }
 
 #[cfg(test)]
@@ -129,7 +144,7 @@ mod tests {
     #[test]
     fn approval_buttons_round_trip() {
         for approve in [true, false] {
-            let v = button_value(approve, "run_0b1c");
+            let v = button_value(approve, "run_0b1c", 7);
             let got = parse(&body(&click(&v))).unwrap().unwrap();
             assert_eq!(
                 got,
@@ -139,6 +154,7 @@ mod tests {
                     user_name: Some("boss".into()),
                     approve,
                     run_id: "run_0b1c".into(),
+                    pause: 7,
                     response_url: Some("http://127.0.0.1:9/respond".into()),
                 }
             );
@@ -147,21 +163,21 @@ mod tests {
 
     #[test]
     fn other_interactions_are_acknowledged_without_a_decision() {
-        let mut p = click("approve:r1");
+        let mut p = click("approve:r1:3");
         p["type"] = json!("view_submission");
         assert_eq!(parse(&body(&p)).unwrap(), None);
     }
 
     #[test]
     fn malformed_interactions_are_refused() {
-        let mut no_actions = click("approve:r1");
+        let mut no_actions = click("approve:r1:3");
         no_actions["actions"] = json!([]);
         let cases: Vec<(&str, Vec<u8>)> = vec![
             ("empty body", Vec::new()),
             ("no payload field", b"foo=bar".to_vec()),
             (
                 "payload twice",
-                [body(&click("approve:r1")), b"&payload=%7B%7D".to_vec()].concat(),
+                [body(&click("approve:r1:3")), b"&payload=%7B%7D".to_vec()].concat(),
             ),
             ("payload not JSON", b"payload=%7Bnope".to_vec()),
             (
@@ -169,9 +185,12 @@ mod tests {
                 b"payload=%7B%22type%22%3A%22block_actions%22%7D".to_vec(),
             ),
             ("no actions", body(&no_actions)),
-            ("unknown verb", body(&click("delete:r1"))),
-            ("no run id", body(&click("approve:"))),
-            ("hostile run id", body(&click("approve:../../etc"))),
+            ("unknown verb", body(&click("delete:r1:3"))),
+            ("no run id", body(&click("approve::3"))),
+            ("hostile run id", body(&click("approve:../../etc:3"))),
+            ("no pause", body(&click("approve:r1"))),
+            ("a pause that is not a number", body(&click("approve:r1:-3"))),
+            ("an oversized pause", body(&click("approve:r1:99999999999"))),
             ("no separator", body(&click("approve"))),
         ];
         for (name, b) in cases {

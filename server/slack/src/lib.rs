@@ -11,6 +11,7 @@
 
 pub mod blocks;
 pub mod commands;
+pub mod config;
 pub mod events;
 pub mod interactions;
 pub mod signature;

@@ -7,7 +7,9 @@
 //! Each capability crate owns its section and validates it (`[plugins]` is
 //! `warden_plugin_host::PluginsConfig`, `[policies]` is
 //! `warden_governance::PoliciesConfig`, `[[agents]]` are
-//! `warden_agents::AgentSpec`); this module assembles them and owns only
+//! `warden_agents::AgentSpec`, `[[channels.slack]]` is
+//! `warden_slack::config::SlackConfig`, `[channels.delivery]` is
+//! `warden_channels::DeliveryConfig`); this module assembles them and owns only
 //! `[server]` and `[[models]]`.
 
 use std::net::SocketAddr;
@@ -45,6 +47,10 @@ pub enum ConfigError {
     Policies(#[from] warden_governance::config::InvalidPolicies),
     #[error("invalid config: {0}")]
     Agent(#[from] warden_agents::spec::SpecError),
+    #[error("invalid config: {0}")]
+    Slack(#[from] warden_slack::config::InvalidSlack),
+    #[error("invalid config: {0}")]
+    Delivery(#[from] warden_channels::config::InvalidDelivery),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -58,6 +64,16 @@ pub struct Config {
     pub policies: PoliciesConfig,
     /// `[[agents]]`; none means the three shipped agents.
     pub agents: Vec<AgentSpec>,
+    pub channels: ChannelsConfig,
+}
+
+/// `[channels]`: the Slack apps (and, next, mailboxes) agents answer on,
+/// and how their replies are delivered.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ChannelsConfig {
+    pub slack: Vec<warden_slack::config::SlackConfig>,
+    pub delivery: warden_channels::DeliveryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -241,6 +257,8 @@ impl Config {
         self.plugins.validate(s.max_tokens_limit)?;
         self.policies.validate()?;
         AgentSpec::validate_all(&self.agents)?;
+        warden_slack::config::SlackConfig::validate_all(&self.channels.slack)?;
+        self.channels.delivery.validate()?;
         let mut seen = std::collections::HashSet::new();
         for m in &self.models {
             let id = m.id();

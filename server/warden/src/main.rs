@@ -8,6 +8,7 @@
 
 mod adapters;
 mod api;
+mod channels;
 mod cli;
 mod config;
 mod keys;

@@ -33,22 +33,21 @@ pub async fn serve(config: Config, notify: impl Fn(Notice)) -> anyhow::Result<()
         let key = crate::keys::create(&core.db, "admin", crate::keys::Role::Admin).await?;
         notify(Notice::AdminKey(key));
     }
-    let (request_log, log_writer) = RequestLogger::spawn(core.db.clone());
-    let limits = Limits {
-        default_max_tokens: config.server.default_max_tokens,
-        max_tokens_limit: config.server.max_tokens_limit,
-    };
     let audit_writer = core.audit_writer;
-    let mut state = AppState::new(
+    let (state, log_writer) = app_state(
+        &config,
         core.registry,
-        core.db.clone(),
-        limits,
-        request_log,
+        core.db,
         core.governor,
         core.plugins,
         core.agents,
-    );
-    state.stream_hold_back = config.policies.stream_hold_back_bytes;
+        |var| std::env::var(var).ok(),
+    )?;
+    let channel_tasks = state
+        .channels
+        .as_ref()
+        .map(|c| c.start())
+        .unwrap_or_default();
     let app = api::router(state, config.server.max_body_bytes);
 
     let listener = tokio::net::TcpListener::bind(config.server.listen)
@@ -82,11 +81,45 @@ pub async fn serve(config: Config, notify: impl Fn(Notice)) -> anyhow::Result<()
     {
         tracing::warn!("request log did not flush within 5 s");
     }
+    for t in channel_tasks {
+        t.abort();
+    }
     // Every audit append is awaited by its caller, so once the server has
     // stopped nothing is queued; the writer ends when its senders are gone.
     audit_writer.abort();
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The HTTP state over a started core: limits, the request log, and the
+/// configured channels (their secrets read through `env`).
+pub fn app_state(
+    config: &Config,
+    registry: Arc<ModelRegistry>,
+    db: sea_orm::DatabaseConnection,
+    governor: Arc<Governor>,
+    plugins: Arc<PluginManager>,
+    agents: Arc<AgentService>,
+    env: impl Fn(&str) -> Option<String>,
+) -> anyhow::Result<(AppState, crate::api::request_log::LogWriter)> {
+    let (request_log, log_writer) = RequestLogger::spawn(db.clone());
+    let limits = Limits {
+        default_max_tokens: config.server.default_max_tokens,
+        max_tokens_limit: config.server.max_tokens_limit,
+    };
+    let mut state = AppState::new(
+        registry,
+        db.clone(),
+        limits,
+        request_log,
+        governor,
+        plugins,
+        agents,
+    );
+    state.stream_hold_back = config.policies.stream_hold_back_bytes;
+    state.channels =
+        crate::channels::Channels::build(&config.channels, db, state.agents.clone(), env)?;
+    Ok((state, log_writer))
 }
 
 async fn shutdown_signal() {

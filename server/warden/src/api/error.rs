@@ -152,6 +152,18 @@ impl From<AuditError> for ApiError {
     }
 }
 
+impl From<warden_channels::ChannelError> for ApiError {
+    fn from(e: warden_channels::ChannelError) -> Self {
+        use warden_channels::ChannelError;
+        match e {
+            ChannelError::Db(e) => e.into(),
+            ChannelError::Run(e) => e.into(),
+            ChannelError::Catalog(e) => e.into(),
+            e => ApiError::internal(e.to_string()),
+        }
+    }
+}
+
 impl From<sea_orm::DbErr> for ApiError {
     fn from(e: sea_orm::DbErr) -> Self {
         tracing::error!(error = %e, "database error");

@@ -4,6 +4,7 @@
 mod agent_chat;
 mod agents;
 mod auth;
+mod channels;
 mod chat;
 pub mod error;
 mod governance;
@@ -14,6 +15,8 @@ mod models;
 mod plugins;
 pub mod request_log;
 mod sse;
+#[cfg(test)]
+mod slack_tests;
 #[cfg(test)]
 mod tests;
 pub mod wire;
@@ -56,6 +59,8 @@ pub struct AppState {
     pub agents: Arc<AgentService>,
     /// Bytes a streamed answer is held back for the output check.
     pub stream_hold_back: usize,
+    /// Slack (and next, email) connections; `None` when none is configured.
+    pub channels: Option<Arc<crate::channels::Channels>>,
 }
 
 impl AppState {
@@ -80,6 +85,7 @@ impl AppState {
             governor,
             agents,
             stream_hold_back: 64,
+            channels: None,
         }
     }
 }
@@ -110,6 +116,7 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .route("/plugins/{id}/enable", post(plugins::enable))
         .route("/plugins/{id}/disable", post(plugins::disable))
         .route("/plugins/{id}/tools/{tool}", post(plugins::call))
+        .route("/channels", get(channels::status))
         .route("/policies", get(governance::status))
         .route("/policies/reload", post(governance::reload))
         .route("/policies/evaluate", post(governance::evaluate))
@@ -137,8 +144,18 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         middleware::from_fn_with_state(state.clone(), auth::require_key),
     );
 
+    // Signed by Slack, not by an API key: outside `require_key`.
+    let slack = Router::new()
+        .route("/events", post(crate::channels::slack::routes::events))
+        .route(
+            "/interactions",
+            post(crate::channels::slack::routes::interactions),
+        )
+        .route("/commands", post(crate::channels::slack::routes::commands));
+
     Router::new()
         .route("/healthz", get(healthz))
+        .nest("/channels/slack", slack)
         .route("/metrics", get(metrics))
         .merge(authed)
         .fallback(not_found)

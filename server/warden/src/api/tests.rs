@@ -29,7 +29,7 @@ use super::{AppState, router};
 use crate::keys::{self, Role};
 
 const MODEL: &str = "scripted";
-const MAX_BODY: usize = 8192;
+pub(super) const MAX_BODY: usize = 8192;
 
 struct TestApp {
     router: Router,
@@ -39,9 +39,11 @@ struct TestApp {
     _dir: tempfile::TempDir,
 }
 
-async fn app() -> TestApp {
-    let dir = tempfile::tempdir().unwrap();
-    let url = format!("sqlite://{}?mode=rwc", dir.path().join("w.db").display());
+/// What every in-process test starts from: the state over a scripted
+/// backend and a fresh SQLite file in `dir` (the Slack route tests add
+/// channels to it).
+pub(super) async fn state(dir: &std::path::Path) -> (AppState, Arc<ScriptedBackend>) {
+    let url = format!("sqlite://{}?mode=rwc", dir.join("w.db").display());
     let db = warden_db::connect(&url).await.unwrap();
     let backend = ScriptedBackend::new(MODEL, []);
     let mut registry = ModelRegistry::default();
@@ -52,7 +54,7 @@ async fn app() -> TestApp {
     let governor = Arc::new(Governor::new(store, audit, None));
     let plugins = PluginManager::start(
         PluginsConfig::default(),
-        dir.path().join("plugins"),
+        dir.join("plugins"),
         None,
         db.clone(),
         HostServices {
@@ -75,7 +77,7 @@ async fn app() -> TestApp {
     let (request_log, _) = RequestLogger::spawn(db.clone());
     let state = AppState::new(
         registry,
-        db.clone(),
+        db,
         Limits {
             default_max_tokens: 64,
             max_tokens_limit: 512,
@@ -85,6 +87,13 @@ async fn app() -> TestApp {
         Arc::new(plugins),
         Arc::new(agents),
     );
+    (state, backend)
+}
+
+async fn app() -> TestApp {
+    let dir = tempfile::tempdir().unwrap();
+    let (state, backend) = state(dir.path()).await;
+    let db = state.db.clone();
     TestApp {
         router: router(state, MAX_BODY),
         admin: keys::create(&db, "root", Role::Admin).await.unwrap(),

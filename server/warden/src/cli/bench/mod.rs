@@ -6,6 +6,7 @@ pub mod agents;
 pub mod chat;
 pub mod governance;
 pub mod plugins;
+pub mod slack;
 
 use clap::Subcommand;
 
@@ -21,6 +22,8 @@ pub enum BenchCommand {
     Governance(governance::GovernanceBenchArgs),
     /// Measure agent overhead per step (and, with --e2e, the document scenario).
     Agents(agents::AgentBenchArgs),
+    /// Measure Slack event acknowledgement while the model is busy.
+    Slack(slack::SlackBenchArgs),
 }
 
 impl BenchCommand {
@@ -36,6 +39,7 @@ impl BenchCommand {
             BenchCommand::Plugins(args) => plugins::run(config()?, args).await,
             BenchCommand::Governance(args) => governance::run(config()?, args).await,
             BenchCommand::Agents(args) => agents::run(config()?, args).await,
+            BenchCommand::Slack(args) => slack::run(config()?, args).await,
         }
     }
 }

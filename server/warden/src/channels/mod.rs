@@ -1,0 +1,60 @@
+//! The channels agents are reached through: the channel core
+//! (`warden-channels`: inbox, conversations, identities, outbox, the
+//! dispatcher) with its connections, and each channel's HTTP routes.
+//! Slack is [`slack`]; email comes next.
+
+pub mod slack;
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use sea_orm::DatabaseConnection;
+
+use warden_agents::AgentService;
+use warden_channels::{Channel, Dispatcher, Sender};
+
+use crate::config::ChannelsConfig;
+
+/// The configured connections and the core that serves them.
+pub struct Channels {
+    pub dispatcher: Arc<Dispatcher>,
+    pub slack: Vec<Arc<slack::SlackConnection>>,
+}
+
+impl Channels {
+    /// Builds every configured connection (reading its secrets from the
+    /// environment); `None` when no channel is configured.
+    pub fn build(
+        config: &ChannelsConfig,
+        db: DatabaseConnection,
+        agents: Arc<AgentService>,
+        env: impl Fn(&str) -> Option<String>,
+    ) -> anyhow::Result<Option<Arc<Self>>> {
+        if config.slack.is_empty() {
+            return Ok(None);
+        }
+        let mut slack = Vec::new();
+        for c in &config.slack {
+            slack.push(Arc::new(
+                slack::SlackConnection::new(c.clone(), &env)
+                    .with_context(|| format!("setting up Slack connection {:?}", c.name))?,
+            ));
+        }
+        let all: Vec<Arc<dyn Channel>> = slack
+            .iter()
+            .map(|s| s.clone() as Arc<dyn Channel>)
+            .collect();
+        let sender = Arc::new(Sender::new(db.clone(), &all, config.delivery.clone()));
+        let dispatcher = Arc::new(Dispatcher::new(db, agents, &all, sender));
+        Ok(Some(Arc::new(Self { dispatcher, slack })))
+    }
+
+    /// Starts taking up inbox items and delivering the outbox (and asks
+    /// Slack who the bots are where the config does not say).
+    pub fn start(&self) -> Vec<tokio::task::JoinHandle<()>> {
+        for s in &self.slack {
+            s.learn_bot_user();
+        }
+        vec![self.dispatcher.spawn(), self.dispatcher.sender.spawn()]
+    }
+}
