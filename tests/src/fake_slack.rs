@@ -169,12 +169,16 @@ async fn web_api(
     }
     let n = fake.record(&method, body.clone(), &headers, true);
     match method.as_str() {
-        "auth.test" => Json(json!({"ok": true, "user_id": BOT_USER, "team_id": "T0001"})).into_response(),
+        "auth.test" => {
+            Json(json!({"ok": true, "user_id": BOT_USER, "team_id": "T0001"})).into_response()
+        }
         "chat.postMessage" => Json(json!({
             "ok": true, "channel": body["channel"], "ts": format!("1800000000.{n:06}"),
         }))
         .into_response(),
-        "chat.update" => Json(json!({"ok": true, "channel": body["channel"], "ts": body["ts"]})).into_response(),
+        "chat.update" => {
+            Json(json!({"ok": true, "channel": body["channel"], "ts": body["ts"]})).into_response()
+        }
         _ => Json(json!({"ok": false, "error": "unknown_method"})).into_response(),
     }
 }

@@ -64,7 +64,10 @@ async fn post_signed(
         req = req.header("x-slack-retry-num", n);
     }
     let resp = req.send().await.expect("slack request");
-    (resp.status().as_u16(), resp.text().await.unwrap_or_default())
+    (
+        resp.status().as_u16(),
+        resp.text().await.unwrap_or_default(),
+    )
 }
 
 fn chrono_now() -> i64 {
@@ -117,7 +120,11 @@ async fn sql(server_db: &str, query: &str) -> Vec<sea_orm::QueryResult> {
 async fn a_mention_is_answered_in_its_thread_by_the_real_document_agent_and_the_thread_remembers() {
     let fake = FakeSlack::start().await;
     let server = Server::start_with(Options {
-        config: format!("{}{}", plugin_config(), slack_config(&fake, "document-assistant")),
+        config: format!(
+            "{}{}",
+            plugin_config(),
+            slack_config(&fake, "document-assistant")
+        ),
         env: slack_env(),
         ..Options::default()
     })
@@ -140,7 +147,11 @@ async fn a_mention_is_answered_in_its_thread_by_the_real_document_agent_and_the_
         .until(300, "the first answer", |c| outcomes(c).len() == 1)
         .await;
     let placeholder = placeholders(&calls);
-    assert_eq!(placeholder.len(), 1, "one placeholder after the 429: {calls:#?}");
+    assert_eq!(
+        placeholder.len(),
+        1,
+        "one placeholder after the 429: {calls:#?}"
+    );
     assert_eq!(placeholder[0].body["thread_ts"], "1700000000.000100");
     let rate_limited = fake.calls().iter().filter(|c| !c.ok).count();
     assert_eq!(rate_limited, 1);
@@ -148,10 +159,18 @@ async fn a_mention_is_answered_in_its_thread_by_the_real_document_agent_and_the_
     let answer = &outcomes(&calls)[0];
     assert_eq!(answer.method, "chat.update", "{answer:?}");
     assert_eq!(answer.body["channel"], "C1");
-    assert!(answer.body["ts"].as_str().unwrap().starts_with("1800000000."));
+    assert!(
+        answer.body["ts"]
+            .as_str()
+            .unwrap()
+            .starts_with("1800000000.")
+    );
     for c in fake.calls() {
         assert_eq!(c.token.as_deref(), Some(BOT_TOKEN), "{c:?}");
-        assert!(c.body.get("link_names").is_none() && c.body.get("parse").is_none(), "{c:?}");
+        assert!(
+            c.body.get("link_names").is_none() && c.body.get("parse").is_none(),
+            "{c:?}"
+        );
     }
     // The document tool really ran in the sandbox.
     let (_, doc) = warden_tests::call_tool(
@@ -175,7 +194,14 @@ async fn a_mention_is_answered_in_its_thread_by_the_real_document_agent_and_the_
     fake.until(300, "the second answer", |c| outcomes(c).len() == 2)
         .await;
     let db = format!("sqlite://{}", server.data_dir.join("warden.db").display());
-    let (_, runs) = api(&server, Method::GET, "/runs?agent=document-assistant", &key, None).await;
+    let (_, runs) = api(
+        &server,
+        Method::GET,
+        "/runs?agent=document-assistant",
+        &key,
+        None,
+    )
+    .await;
     let runs = runs["data"].as_array().cloned().unwrap_or_default();
     assert_eq!(runs.len(), 2, "{runs:?}");
     assert!(
@@ -214,10 +240,17 @@ async fn a_mention_is_answered_in_its_thread_by_the_real_document_agent_and_the_
     let own = json!({"type": "event_callback", "team_id": TEAM, "event_id": "Ev3", "event": {
         "type": "message", "subtype": "bot_message", "bot_id": "B1", "user": BOT_USER,
         "channel": "C1", "text": "Saved.", "ts": "1800000000.000009", "thread_ts": "1700000000.000100"}});
-    let (status, _) =
-        post_signed(&server, "events", own.to_string().as_bytes(), "application/json", None).await;
+    let (status, _) = post_signed(
+        &server,
+        "events",
+        own.to_string().as_bytes(),
+        "application/json",
+        None,
+    )
+    .await;
     assert_eq!(status, 200);
-    let (status, _) = post_signed(&server, "events", &question, "application/json", Some("1")).await;
+    let (status, _) =
+        post_signed(&server, "events", &question, "application/json", Some("1")).await;
     assert_eq!(status, 200);
     let inbox = sql(&db, "SELECT status FROM channel_inbox ORDER BY received_at").await;
     let statuses: Vec<String> = inbox
@@ -229,10 +262,18 @@ async fn a_mention_is_answered_in_its_thread_by_the_real_document_agent_and_the_
     // Every step of a Slack run was checked in the `slack` scope.
     let (_, audit) = api(&server, Method::GET, "/audit?channel=slack", &key, None).await;
     assert!(
-        !audit["data"].as_array().cloned().unwrap_or_default().is_empty(),
+        !audit["data"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .is_empty(),
         "{audit}"
     );
-    assert_eq!(outcomes(&fake.messages()).len(), 2, "no loop, no second answer");
+    assert_eq!(
+        outcomes(&fake.messages()).len(),
+        2,
+        "no loop, no second answer"
+    );
 }
 
 /// The Approve or Reject button's value in an approval message.
@@ -272,6 +313,16 @@ fn hooks(calls: &[Call], id: &str) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn an_approval_is_asked_in_slack_refused_to_others_and_decided_once_by_an_approver() {
+    approval_round_trip(None).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_approval_round_trip_on_postgres() {
+    let pg = PgDatabase::create().await.unwrap();
+    approval_round_trip(Some(pg.url.clone())).await;
+}
+
+async fn approval_round_trip(database_url: Option<String>) {
     let policies = policy_dir_with(&[("tickets.yaml", TICKET_APPROVAL)]);
     let up = Upstream::start().await;
     let fake = FakeSlack::start().await;
@@ -288,6 +339,7 @@ async fn an_approval_is_asked_in_slack_refused_to_others_and_decided_once_by_an_
             slack_config(&fake, "ticketer")
         ),
         env,
+        database_url,
         ..Options::default()
     })
     .unwrap();
@@ -312,11 +364,21 @@ async fn an_approval_is_asked_in_slack_refused_to_others_and_decided_once_by_an_
     .await;
     assert_eq!(status, 200);
     let calls = fake
-        .until(60, "the approval request", |c| button(c, "warden_approve").is_some())
+        .until(60, "the approval request", |c| {
+            button(c, "warden_approve").is_some()
+        })
         .await;
     let approve = button(&calls, "warden_approve").unwrap();
-    let run_id = approve.strip_prefix("approve:").unwrap().to_owned();
-    let request = calls.iter().find(|c| button(std::slice::from_ref(c), "warden_approve").is_some()).unwrap();
+    // approve:<run>:<pause>
+    let run_id = approve
+        .strip_prefix("approve:")
+        .and_then(|r| r.rsplit_once(':'))
+        .map(|(run, _)| run.to_owned())
+        .unwrap();
+    let request = calls
+        .iter()
+        .find(|c| button(std::slice::from_ref(c), "warden_approve").is_some())
+        .unwrap();
     assert_eq!(request.body["thread_ts"], "1700000000.000100");
     assert!(request.text().contains("create"), "{request:?}");
 
@@ -331,7 +393,9 @@ async fn an_approval_is_asked_in_slack_refused_to_others_and_decided_once_by_an_
     .await;
     assert_eq!(status, 200);
     fake.until(30, "the refusal", |c| {
-        hooks(c, "h1").iter().any(|t| t.contains("Only this channel's approvers"))
+        hooks(c, "h1")
+            .iter()
+            .any(|t| t.contains("Only this channel's approvers"))
     })
     .await;
     let (_, run) = api(&server, Method::GET, &format!("/runs/{run_id}"), &key, None).await;
@@ -351,7 +415,10 @@ async fn an_approval_is_asked_in_slack_refused_to_others_and_decided_once_by_an_
         .until(60, "the answer", |c| !outcomes(c).is_empty())
         .await;
     let answer = &outcomes(&calls)[0];
-    assert_eq!(answer.method, "chat.postMessage", "no placeholder to update");
+    assert_eq!(
+        answer.method, "chat.postMessage",
+        "no placeholder to update"
+    );
     assert_eq!(answer.body["thread_ts"], "1700000000.000100");
     assert!(answer.text().contains("Done:"), "{answer:?}");
     fake.until(30, "the decision shown", |c| {
@@ -387,13 +454,22 @@ async fn an_approval_is_asked_in_slack_refused_to_others_and_decided_once_by_an_
 #[tokio::test(flavor = "multi_thread")]
 async fn a_server_killed_mid_run_answers_exactly_once_after_the_restart_on_postgres() {
     let pg = PgDatabase::create().await.unwrap();
+    killed_mid_run(Some(pg.url.clone())).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_server_killed_mid_run_answers_exactly_once_after_the_restart_on_sqlite() {
+    killed_mid_run(None).await;
+}
+
+async fn killed_mid_run(database_url: Option<String>) {
     let up = Upstream::start().await;
     let fake = FakeSlack::start().await;
     let data = tempfile::tempdir().unwrap();
     let options = Options {
         config: format!("{}{}", up.model_config(), slack_config(&fake, "waiter")),
         env: slack_env(),
-        database_url: Some(pg.url.clone()),
+        database_url,
         data_dir: Some(data.path().to_owned()),
     };
     let server = Server::start_with(options.clone()).unwrap();
@@ -422,19 +498,28 @@ async fn a_server_killed_mid_run_answers_exactly_once_after_the_restart_on_postg
 
     let server = Server::start_with(options).unwrap();
     // Slack, having seen no answer, retries the event.
-    let (status, _) = post_signed(&server, "events", &question, "application/json", Some("1")).await;
+    let (status, _) =
+        post_signed(&server, "events", &question, "application/json", Some("1")).await;
     assert_eq!(status, 200);
     let calls = fake
-        .until(60, "the answer after the restart", |c| outcomes(c).len() == 1)
+        .until(60, "the answer after the restart", |c| {
+            outcomes(c).len() == 1
+        })
         .await;
-    assert!(outcomes(&calls)[0].text().contains("Answered after the restart."));
-    assert_eq!(outcomes(&calls)[0].method, "chat.update", "the same placeholder");
+    assert!(
+        outcomes(&calls)[0]
+            .text()
+            .contains("Answered after the restart.")
+    );
+    assert_eq!(
+        outcomes(&calls)[0].method,
+        "chat.update",
+        "the same placeholder"
+    );
     assert_eq!(placeholders(&calls).len(), 1);
     // Nothing else is on its way.
     let (_, health) = api(&server, Method::GET, "/channels", &key, None).await;
     assert_eq!(health["slack"][0]["inbox"]["done"], 1, "{health}");
     assert_eq!(health["slack"][0]["outbox"]["pending"], 0, "{health}");
     assert_eq!(outcomes(&fake.messages()).len(), 1);
-    drop(server);
-    drop(pg);
 }

@@ -75,7 +75,12 @@ impl Dispatcher {
             agents,
             channels: channels
                 .iter()
-                .map(|c| ((c.channel().to_owned(), c.connection().to_owned()), c.clone()))
+                .map(|c| {
+                    (
+                        (c.channel().to_owned(), c.connection().to_owned()),
+                        c.clone(),
+                    )
+                })
                 .collect(),
             wake: Notify::new(),
             runs: Arc::new(Semaphore::new(CONCURRENT_RUNS)),
@@ -98,7 +103,12 @@ impl Dispatcher {
                     for item in items {
                         let _ = me
                             .inbox
-                            .transition(&item.id, InboxStatus::Processing, InboxStatus::Received, None)
+                            .transition(
+                                &item.id,
+                                InboxStatus::Processing,
+                                InboxStatus::Received,
+                                None,
+                            )
                             .await;
                     }
                 }
@@ -144,7 +154,12 @@ impl Dispatcher {
         tokio::spawn(async move {
             let claimed = me
                 .inbox
-                .transition(&item.id, InboxStatus::Received, InboxStatus::Processing, None)
+                .transition(
+                    &item.id,
+                    InboxStatus::Received,
+                    InboxStatus::Processing,
+                    None,
+                )
                 .await;
             if matches!(claimed, Ok(true)) {
                 let id = item.id.clone();
@@ -271,7 +286,10 @@ impl Dispatcher {
         msg: Message,
         inbox_id: &str,
         run_id: &str,
-    ) -> (mpsc::UnboundedSender<StepRecord>, tokio::task::JoinHandle<()>) {
+    ) -> (
+        mpsc::UnboundedSender<StepRecord>,
+        tokio::task::JoinHandle<()>,
+    ) {
         let (tx, mut rx) = mpsc::unbounded_channel::<StepRecord>();
         let me = self.clone();
         let inbox_id = inbox_id.to_owned();
@@ -383,7 +401,11 @@ impl Dispatcher {
 
     /// Items waiting for an approver whose run has moved on elsewhere.
     async fn settle_waiting(&self) {
-        let Ok(items) = self.inbox.in_status(InboxStatus::AwaitingApproval, 256).await else {
+        let Ok(items) = self
+            .inbox
+            .in_status(InboxStatus::AwaitingApproval, 256)
+            .await
+        else {
             return;
         };
         for item in items {

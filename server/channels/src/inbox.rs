@@ -199,7 +199,10 @@ impl Inbox {
     ) -> Result<Vec<(&'static str, u64)>, DbErr> {
         let mut out = Vec::new();
         for s in InboxStatus::ALL {
-            out.push((s.as_str(), self.count_where(channel, Some(connection), s).await?));
+            out.push((
+                s.as_str(),
+                self.count_where(channel, Some(connection), s).await?,
+            ));
         }
         Ok(out)
     }

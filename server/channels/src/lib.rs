@@ -97,7 +97,10 @@ pub struct ApprovalNeeded {
 pub enum Outcome {
     Answer(String),
     /// Blocked, failed, timed out, cancelled: the status and why.
-    Stopped { status: String, message: String },
+    Stopped {
+        status: String,
+        message: String,
+    },
 }
 
 /// One configured connection of a channel (a Slack app, a mailbox):

@@ -191,7 +191,10 @@ impl Outbox {
     ) -> Result<Vec<(&'static str, u64)>, DbErr> {
         let mut out = Vec::new();
         for s in OutboxStatus::ALL {
-            out.push((s.as_str(), self.count_where(channel, Some(connection), s).await?));
+            out.push((
+                s.as_str(),
+                self.count_where(channel, Some(connection), s).await?,
+            ));
         }
         Ok(out)
     }
@@ -300,10 +303,10 @@ impl Outbox {
         Ok(channel_outbox::Entity::find()
             .filter(Column::InboxId.eq(inbox.as_str()))
             .filter(Column::Id.lt(row.id))
-            .filter(
-                Column::Status
-                    .is_in([OutboxStatus::Pending.as_str(), OutboxStatus::Sending.as_str()]),
-            )
+            .filter(Column::Status.is_in([
+                OutboxStatus::Pending.as_str(),
+                OutboxStatus::Sending.as_str(),
+            ]))
             .count(&self.db)
             .await?
             > 0)
@@ -370,7 +373,12 @@ impl Sender {
             db,
             channels: channels
                 .iter()
-                .map(|c| ((c.channel().to_owned(), c.connection().to_owned()), c.clone()))
+                .map(|c| {
+                    (
+                        (c.channel().to_owned(), c.connection().to_owned()),
+                        c.clone(),
+                    )
+                })
                 .collect(),
             config,
             wake: Notify::new(),
@@ -423,7 +431,10 @@ impl Sender {
             if batch.len() >= self.config.concurrency {
                 break;
             }
-            let lane = row.inbox_id.clone().unwrap_or_else(|| format!("#{}", row.id));
+            let lane = row
+                .inbox_id
+                .clone()
+                .unwrap_or_else(|| format!("#{}", row.id));
             if taken.contains(&lane) || self.outbox.blocked_by_earlier(&row).await? {
                 taken.insert(lane);
                 continue;

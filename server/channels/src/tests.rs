@@ -74,7 +74,12 @@ impl Channel for Recorder {
         vec![out("update", &text, true, false)]
     }
     fn approval(&self, _: &Message, n: &ApprovalNeeded) -> Vec<Outgoing> {
-        vec![out("post", &format!("approve {} {}?", n.tool, n.run_id), false, false)]
+        vec![out(
+            "post",
+            &format!("approve {} {}?", n.tool, n.run_id),
+            false,
+            false,
+        )]
     }
     async fn deliver(&self, kind: &str, _: &Value, body: &Value, r: Option<&str>) -> Delivery {
         let scripted = self.script.lock().unwrap().pop_front();
@@ -215,7 +220,10 @@ async fn an_event_is_stored_once_under_either_of_its_keys() {
     assert!(matches!(first, Accepted::New(_)));
     // Slack's retry of the same event, and the same message as a second
     // event (`message` after `app_mention`).
-    for again in [item("Ev1", Some("C1:1.0"), &m), item("Ev2", Some("C1:1.0"), &m)] {
+    for again in [
+        item("Ev1", Some("C1:1.0"), &m),
+        item("Ev2", Some("C1:1.0"), &m),
+    ] {
         assert_eq!(inbox.accept(again).await.unwrap(), Accepted::Duplicate);
     }
     assert_eq!(inbox.count("test", InboxStatus::Received).await.unwrap(), 1);
@@ -252,7 +260,11 @@ async fn a_message_is_answered_in_place_of_its_placeholder_and_the_thread_rememb
     let first = new_id(
         w.dispatcher
             .inbox
-            .accept(item("Ev1", Some("k1"), &message("C1:1.0", "capital of France?")))
+            .accept(item(
+                "Ev1",
+                Some("k1"),
+                &message("C1:1.0", "capital of France?"),
+            ))
             .await
             .unwrap(),
     );
@@ -269,11 +281,17 @@ async fn a_message_is_answered_in_place_of_its_placeholder_and_the_thread_rememb
 
     w.dispatcher
         .inbox
-        .accept(item("Ev2", Some("k2"), &message("C1:1.0", "how many people?")))
+        .accept(item(
+            "Ev2",
+            Some("k2"),
+            &message("C1:1.0", "how many people?"),
+        ))
         .await
         .unwrap();
-    w.until("the second answer", || async { w.channel.sent().len() == 4 })
-        .await;
+    w.until("the second answer", || async {
+        w.channel.sent().len() == 4
+    })
+    .await;
     // The follow-up carried the first question and answer as history.
     let request = w.backend.requests().pop().unwrap();
     let history: Vec<String> = request
@@ -309,7 +327,8 @@ async fn a_rate_limited_reply_is_retried_after_retry_after_and_delivered_once() 
             .unwrap(),
     );
     let _running = w.start();
-    w.until("both messages", || async { w.channel.sent().len() == 2 }).await;
+    w.until("both messages", || async { w.channel.sent().len() == 2 })
+        .await;
     assert_eq!(w.channel.texts(), ["working…", "ok"]);
     let rows = w.dispatcher.sender.outbox().for_inbox(&id).await.unwrap();
     assert_eq!(rows[0].attempts, 2, "{rows:?}");
@@ -349,7 +368,8 @@ async fn a_reply_the_peer_refuses_is_failed_with_its_answer_and_the_rest_still_g
             .unwrap(),
     );
     let _running = w.start();
-    w.until("the answer", || async { w.channel.sent().len() == 1 }).await;
+    w.until("the answer", || async { w.channel.sent().len() == 1 })
+        .await;
     let rows = w.dispatcher.sender.outbox().for_inbox(&id).await.unwrap();
     assert_eq!(rows[0].status, OutboxStatus::Failed.as_str());
     assert_eq!(
@@ -398,7 +418,10 @@ async fn an_approval_is_asked_once_decided_once_and_the_answer_reaches_the_threa
     );
     let _running = w.start();
     w.until("the approval request", || async {
-        w.channel.texts().iter().any(|t| t.starts_with("approve send"))
+        w.channel
+            .texts()
+            .iter()
+            .any(|t| t.starts_with("approve send"))
     })
     .await;
     assert_eq!(w.status(&id).await, "awaiting_approval");
@@ -415,7 +438,10 @@ async fn an_approval_is_asked_once_decided_once_and_the_answer_reaches_the_threa
     // Settling again (the periodic pass) does not ask twice.
     w.dispatcher.settle(&id).await.unwrap();
     let rows = w.dispatcher.sender.outbox().for_inbox(&id).await.unwrap();
-    let asked = rows.iter().filter(|r| r.body.contains("approve send")).count();
+    let asked = rows
+        .iter()
+        .filter(|r| r.body.contains("approve send"))
+        .count();
     assert_eq!(asked, 1, "{rows:?}");
 
     let yes = |by: &str| Resolution {
@@ -426,19 +452,39 @@ async fn an_approval_is_asked_once_decided_once_and_the_answer_reaches_the_threa
     let runs = warden_agents::RunStore::new(w.db.clone());
     let pause = u32::try_from(runs.get(&run_id).await.unwrap().unwrap().0.steps).unwrap();
     // A decision naming another request of the run decides nothing.
-    let stale = w.dispatcher.decide(&run_id, pause + 1, yes("slack:T1:U7")).await.unwrap();
-    assert!(matches!(stale, crate::dispatch::Decided::Stale), "{stale:?}");
-    let decided = w.dispatcher.decide(&run_id, pause, yes("slack:T1:U9")).await.unwrap();
-    assert!(matches!(decided, crate::dispatch::Decided::Resumed { .. }), "{decided:?}");
-    let again = w.dispatcher.decide(&run_id, pause, yes("slack:T1:U8")).await.unwrap();
+    let stale = w
+        .dispatcher
+        .decide(&run_id, pause + 1, yes("slack:T1:U7"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(stale, crate::dispatch::Decided::Stale),
+        "{stale:?}"
+    );
+    let decided = w
+        .dispatcher
+        .decide(&run_id, pause, yes("slack:T1:U9"))
+        .await
+        .unwrap();
+    assert!(
+        matches!(decided, crate::dispatch::Decided::Resumed { .. }),
+        "{decided:?}"
+    );
+    let again = w
+        .dispatcher
+        .decide(&run_id, pause, yes("slack:T1:U8"))
+        .await
+        .unwrap();
     match again {
         crate::dispatch::Decided::Already { by, .. } => {
             assert_eq!(by.as_deref(), Some("slack:T1:U9"));
         }
         other => panic!("{other:?}"),
     }
-    w.until("the answer", || async { w.channel.texts().iter().any(|t| t == "Sent.") })
-        .await;
+    w.until("the answer", || async {
+        w.channel.texts().iter().any(|t| t == "Sent.")
+    })
+    .await;
     assert_eq!(w.tools.calls().len(), 1, "the tool ran once");
     assert_eq!(w.status(&id).await, "done");
 }
@@ -469,12 +515,13 @@ async fn an_item_a_stopped_server_was_working_on_is_answered_once_after_the_rest
     inbox.set_run(&id, "run_lost").await.unwrap();
     assert_eq!(runs.fail_interrupted().await.unwrap(), 1);
 
-    w.backend.set_script([Reply::text(r#"{"final": "hello again"}"#)]);
+    w.backend
+        .set_script([Reply::text(r#"{"final": "hello again"}"#)]);
     let _running = w.start();
     w.until("the answer", || async {
         w.channel.texts().iter().any(|t| t == "hello again")
     })
-        .await;
+    .await;
     assert_eq!(w.status(&id).await, "done");
     let answers = w
         .channel
@@ -490,7 +537,13 @@ async fn an_item_a_stopped_server_was_working_on_is_answered_once_after_the_rest
 async fn an_item_that_keeps_being_interrupted_is_given_up_with_a_message() {
     let w = world(DeliveryConfig::default()).await;
     let m = message("C1:1.0", "hi");
-    let id = new_id(w.dispatcher.inbox.accept(item("Ev1", Some("k1"), &m)).await.unwrap());
+    let id = new_id(
+        w.dispatcher
+            .inbox
+            .accept(item("Ev1", Some("k1"), &m))
+            .await
+            .unwrap(),
+    );
     use sea_orm::{ActiveModelTrait, Set};
     warden_db::entities::channel_inbox::ActiveModel {
         id: Set(id.clone()),
@@ -505,7 +558,10 @@ async fn an_item_that_keeps_being_interrupted_is_given_up_with_a_message() {
     w.until("the apology", || async { !w.channel.texts().is_empty() })
         .await;
     assert!(
-        w.channel.texts().iter().any(|t| t.contains("could not be answered in 3 attempts")),
+        w.channel
+            .texts()
+            .iter()
+            .any(|t| t.contains("could not be answered in 3 attempts")),
         "{:?}",
         w.channel.texts()
     );
@@ -530,5 +586,12 @@ fn backoff_doubles_is_capped_and_honours_a_longer_retry_after() {
     assert_eq!(ms(1, Some(60_000)), 60_000);
     assert_eq!(ms(1, Some(3_600_000)), 900_000);
     assert!(DeliveryConfig::default().validate().is_ok());
-    assert!(DeliveryConfig { max_attempts: 0, ..c.clone() }.validate().is_err());
+    assert!(
+        DeliveryConfig {
+            max_attempts: 0,
+            ..c.clone()
+        }
+        .validate()
+        .is_err()
+    );
 }

@@ -57,7 +57,9 @@ pub enum InvalidSlack {
     DuplicateName(String),
     #[error("[[channels.slack]] {0:?}: allowed_teams must name at least one workspace")]
     NoTeams(String),
-    #[error("[[channels.slack]] {name:?}: {field} must be an http(s) URL with a path (got {value:?})")]
+    #[error(
+        "[[channels.slack]] {name:?}: {field} must be an http(s) URL with a path (got {value:?})"
+    )]
     Url {
         name: String,
         field: &'static str,
@@ -75,7 +77,10 @@ pub enum InvalidSlack {
 
 /// Slack ids are upper-case letters and digits (`T0123ABC`, `U04…`).
 fn is_slack_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 32 && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+    !s.is_empty()
+        && s.len() <= 32
+        && s.chars()
+            .all(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
 }
 
 impl SlackConfig {
@@ -98,13 +103,20 @@ impl SlackConfig {
                 ("approvers", &c.approvers),
             ];
             let single = [
-                ("approval_channel", c.approval_channel.iter().collect::<Vec<_>>()),
+                (
+                    "approval_channel",
+                    c.approval_channel.iter().collect::<Vec<_>>(),
+                ),
                 ("bot_user_id", c.bot_user_id.iter().collect()),
             ];
             let all_ids = ids
                 .iter()
                 .flat_map(|(f, v)| v.iter().map(move |id| (*f, id)))
-                .chain(single.iter().flat_map(|(f, v)| v.iter().map(move |id| (*f, *id))));
+                .chain(
+                    single
+                        .iter()
+                        .flat_map(|(f, v)| v.iter().map(move |id| (*f, *id))),
+                );
             for (field, id) in all_ids {
                 if !is_slack_id(id) {
                     return Err(InvalidSlack::BadId {
@@ -120,9 +132,10 @@ impl SlackConfig {
             ] {
                 // A prefix without its closing `/` would let
                 // `https://hooks.slack.com.example.net/` through.
-                let host_closed = field != "response_url_prefix"
-                    || value.splitn(4, '/').nth(3).is_some();
-                if !(value.starts_with("https://") || value.starts_with("http://")) || !host_closed {
+                let host_closed =
+                    field != "response_url_prefix" || value.splitn(4, '/').nth(3).is_some();
+                if !(value.starts_with("https://") || value.starts_with("http://")) || !host_closed
+                {
                     return Err(InvalidSlack::Url {
                         name: c.name.clone(),
                         field,
@@ -179,12 +192,48 @@ mod tests {
     fn bad_connections_are_refused_with_what_is_wrong() {
         let base = config(MINIMAL);
         let cases: Vec<(SlackConfig, &str)> = vec![
-            (SlackConfig { name: "a b".into(), ..base.clone() }, "names must be"),
-            (SlackConfig { allowed_teams: vec![], ..base.clone() }, "at least one workspace"),
-            (SlackConfig { approvers: vec!["<!channel>".into()], ..base.clone() }, "in approvers is not a Slack id"),
-            (SlackConfig { api_base_url: "file:///etc".into(), ..base.clone() }, "api_base_url must be"),
-            (SlackConfig { approval_channel: Some("general".into()), ..base.clone() }, "approval_channel"),
-            (SlackConfig { response_url_prefix: "https://hooks.slack.com".into(), ..base.clone() }, "response_url_prefix must be"),
+            (
+                SlackConfig {
+                    name: "a b".into(),
+                    ..base.clone()
+                },
+                "names must be",
+            ),
+            (
+                SlackConfig {
+                    allowed_teams: vec![],
+                    ..base.clone()
+                },
+                "at least one workspace",
+            ),
+            (
+                SlackConfig {
+                    approvers: vec!["<!channel>".into()],
+                    ..base.clone()
+                },
+                "in approvers is not a Slack id",
+            ),
+            (
+                SlackConfig {
+                    api_base_url: "file:///etc".into(),
+                    ..base.clone()
+                },
+                "api_base_url must be",
+            ),
+            (
+                SlackConfig {
+                    approval_channel: Some("general".into()),
+                    ..base.clone()
+                },
+                "approval_channel",
+            ),
+            (
+                SlackConfig {
+                    response_url_prefix: "https://hooks.slack.com".into(),
+                    ..base.clone()
+                },
+                "response_url_prefix must be",
+            ),
         ];
         for (c, expected) in cases {
             let e = SlackConfig::validate_all(&[c]).unwrap_err().to_string();
@@ -192,7 +241,9 @@ mod tests {
         }
         let e = SlackConfig::validate_all(&[base.clone(), base.clone()]).unwrap_err();
         assert_eq!(e, InvalidSlack::DuplicateName("main".into()));
-        assert!(toml::from_str::<SlackConfig>(&format!("{MINIMAL}\nsigning_secret = \"x\"")).is_err());
+        assert!(
+            toml::from_str::<SlackConfig>(&format!("{MINIMAL}\nsigning_secret = \"x\"")).is_err()
+        );
     }
 
     #[test]
@@ -200,11 +251,17 @@ mod tests {
         let c = config(MINIMAL);
         let env = |v: &str| (v == "SLACK_SIGNING_SECRET").then(|| "s3cret".to_owned());
         let e = c.secrets(env).unwrap_err();
-        assert_eq!(e.to_string(), "[[channels.slack]] \"main\": environment variable SLACK_BOT_TOKEN is not set");
+        assert_eq!(
+            e.to_string(),
+            "[[channels.slack]] \"main\": environment variable SLACK_BOT_TOKEN is not set"
+        );
         let env = |v: &str| Some(format!("value of {v}"));
         assert_eq!(
             c.secrets(env).unwrap(),
-            ("value of SLACK_SIGNING_SECRET".into(), "value of SLACK_BOT_TOKEN".into())
+            (
+                "value of SLACK_SIGNING_SECRET".into(),
+                "value of SLACK_BOT_TOKEN".into()
+            )
         );
     }
 }

@@ -116,7 +116,10 @@ pub fn parse(body: &[u8]) -> Result<Option<ApprovalClick>, InteractionError> {
 
 /// The button value for a decision on pause `pause` of `run_id`.
 pub fn button_value(approve: bool, run_id: &str, pause: u32) -> String {
-    format!("{}:{run_id}:{pause}", if approve { "approve" } else { "reject" })
+    format!(
+        "{}:{run_id}:{pause}",
+        if approve { "approve" } else { "reject" }
+    )
 }
 
 #[cfg(test)]
@@ -189,7 +192,10 @@ mod tests {
             ("no run id", body(&click("approve::3"))),
             ("hostile run id", body(&click("approve:../../etc:3"))),
             ("no pause", body(&click("approve:r1"))),
-            ("a pause that is not a number", body(&click("approve:r1:-3"))),
+            (
+                "a pause that is not a number",
+                body(&click("approve:r1:-3")),
+            ),
             ("an oversized pause", body(&click("approve:r1:99999999999"))),
             ("no separator", body(&click("approve"))),
         ];

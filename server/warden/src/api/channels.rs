@@ -2,8 +2,8 @@
 //! holds by status, what its outbox has delivered, is retrying or gave up
 //! on, and the latest failures with the peer's answer.
 
-use axum::extract::{Extension, State};
 use axum::Json;
+use axum::extract::{Extension, State};
 use serde_json::{Value, json};
 
 use super::AppState;

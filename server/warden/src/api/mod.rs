@@ -14,9 +14,9 @@ mod memory;
 mod models;
 mod plugins;
 pub mod request_log;
-mod sse;
 #[cfg(test)]
 mod slack_tests;
+mod sse;
 #[cfg(test)]
 mod tests;
 pub mod wire;

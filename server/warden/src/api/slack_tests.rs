@@ -132,9 +132,16 @@ impl SlackApp {
 #[tokio::test]
 async fn url_verification_echoes_the_challenge_and_ssl_check_answers_200() {
     let app = slack_app().await;
-    let body = event(&json!({"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}));
+    let body = event(
+        &json!({"type": "url_verification", "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P"}),
+    );
     let (status, answer) = app
-        .send(signed("/channels/slack/events", &body, now(), "application/json"))
+        .send(signed(
+            "/channels/slack/events",
+            &body,
+            now(),
+            "application/json",
+        ))
         .await;
     assert_eq!(status, StatusCode::OK);
     let answer: Value = serde_json::from_slice(&answer).unwrap();
@@ -161,7 +168,8 @@ async fn forged_stale_and_malformed_requests_are_refused_and_nothing_is_stored()
     let ts = now();
     let good_sig = sign(SECRET.as_bytes(), ts, &body);
     let with = |headers: &[(&str, String)], body: &[u8]| {
-        let mut r = Request::post("/channels/slack/events").header("content-type", "application/json");
+        let mut r =
+            Request::post("/channels/slack/events").header("content-type", "application/json");
         for (k, v) in headers {
             r = r.header(*k, v.as_str());
         }
@@ -173,8 +181,16 @@ async fn forged_stale_and_malformed_requests_are_refused_and_nothing_is_stored()
     let at = changed.len() / 2;
     changed[at] ^= 1;
     let cases: Vec<(&str, Request<Body>, &str)> = vec![
-        ("no headers", with(&[], &body), "missing x-slack-request-timestamp"),
-        ("no signature", with(&[ts_h.clone()], &body), "missing x-slack-signature"),
+        (
+            "no headers",
+            with(&[], &body),
+            "missing x-slack-request-timestamp",
+        ),
+        (
+            "no signature",
+            with(&[ts_h.clone()], &body),
+            "missing x-slack-signature",
+        ),
         (
             "two timestamps",
             with(&[ts_h.clone(), ts_h.clone(), sig_h.clone()], &body),
@@ -182,29 +198,55 @@ async fn forged_stale_and_malformed_requests_are_refused_and_nothing_is_stored()
         ),
         (
             "a timestamp that is not a number",
-            with(&[("x-slack-request-timestamp", "12e4".into()), sig_h.clone()], &body),
+            with(
+                &[("x-slack-request-timestamp", "12e4".into()), sig_h.clone()],
+                &body,
+            ),
             "not a number",
         ),
         (
             "a signature that is not hex",
-            with(&[ts_h.clone(), ("x-slack-signature", format!("v0={}", "zz".repeat(32)))], &body),
+            with(
+                &[
+                    ts_h.clone(),
+                    ("x-slack-signature", format!("v0={}", "zz".repeat(32))),
+                ],
+                &body,
+            ),
             "not v0=",
         ),
         (
             "six minutes old",
-            signed("/channels/slack/events", &body, ts - 360, "application/json"),
+            signed(
+                "/channels/slack/events",
+                &body,
+                ts - 360,
+                "application/json",
+            ),
             "away from now",
         ),
         (
             "six minutes ahead",
-            signed("/channels/slack/events", &body, ts + 360, "application/json"),
+            signed(
+                "/channels/slack/events",
+                &body,
+                ts + 360,
+                "application/json",
+            ),
             "away from now",
         ),
-        ("one changed byte", with(&[ts_h.clone(), sig_h.clone()], &changed), "does not match"),
+        (
+            "one changed byte",
+            with(&[ts_h.clone(), sig_h.clone()], &changed),
+            "does not match",
+        ),
         (
             "another app's secret",
             with(
-                &[ts_h.clone(), ("x-slack-signature", sign(b"other-secret", ts, &body))],
+                &[
+                    ts_h.clone(),
+                    ("x-slack-signature", sign(b"other-secret", ts, &body)),
+                ],
                 &body,
             ),
             "does not match",
@@ -218,11 +260,27 @@ async fn forged_stale_and_malformed_requests_are_refused_and_nothing_is_stored()
     }
     // Signed but not what Slack sends.
     for (path, body, ct) in [
-        ("/channels/slack/events", &b"{\"type\": "[..], "application/json"),
+        (
+            "/channels/slack/events",
+            &b"{\"type\": "[..],
+            "application/json",
+        ),
         ("/channels/slack/events", &b"[1, 2]"[..], "application/json"),
-        ("/channels/slack/interactions", &b"payload=%7Bnot-json"[..], "application/x-www-form-urlencoded"),
-        ("/channels/slack/interactions", &b"nothing=here"[..], "application/x-www-form-urlencoded"),
-        ("/channels/slack/commands", &b"text=hi&team_id=T0001"[..], "application/x-www-form-urlencoded"),
+        (
+            "/channels/slack/interactions",
+            &b"payload=%7Bnot-json"[..],
+            "application/x-www-form-urlencoded",
+        ),
+        (
+            "/channels/slack/interactions",
+            &b"nothing=here"[..],
+            "application/x-www-form-urlencoded",
+        ),
+        (
+            "/channels/slack/commands",
+            &b"text=hi&team_id=T0001"[..],
+            "application/x-www-form-urlencoded",
+        ),
     ] {
         let (status, answer) = app.send(signed(path, body, now(), ct)).await;
         assert_eq!(
@@ -236,13 +294,23 @@ async fn forged_stale_and_malformed_requests_are_refused_and_nothing_is_stored()
     // Bigger than the body limit: refused before it is read in full.
     let huge = vec![b' '; MAX_BODY + 1];
     let (status, _) = app
-        .send(signed("/channels/slack/events", &huge, now(), "application/json"))
+        .send(signed(
+            "/channels/slack/events",
+            &huge,
+            now(),
+            "application/json",
+        ))
         .await;
     assert_eq!(status, StatusCode::PAYLOAD_TOO_LARGE);
     assert_eq!(app.stored().await, 0);
     // And the server still answers a good one.
     let (status, _) = app
-        .send(signed("/channels/slack/events", &body, now(), "application/json"))
+        .send(signed(
+            "/channels/slack/events",
+            &body,
+            now(),
+            "application/json",
+        ))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.count(InboxStatus::Received).await, 1);
@@ -265,7 +333,12 @@ async fn a_mention_is_stored_once_whatever_slack_retries_or_doubles() {
     // The same message as a direct `message` event (another event id).
     let twin = event(&mention("Ev2", "message", json!({"channel_type": "im"})));
     let (status, _) = app
-        .send(signed("/channels/slack/events", &twin, now(), "application/json"))
+        .send(signed(
+            "/channels/slack/events",
+            &twin,
+            now(),
+            "application/json",
+        ))
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.count(InboxStatus::Received).await, 1);
@@ -289,7 +362,12 @@ async fn bots_our_own_messages_edits_and_other_workspaces_are_recorded_not_answe
     for (i, extra) in cases.iter().enumerate() {
         let body = event(&mention(&format!("Ev{i}"), "app_mention", extra.clone()));
         let (status, _) = app
-            .send(signed("/channels/slack/events", &body, now(), "application/json"))
+            .send(signed(
+                "/channels/slack/events",
+                &body,
+                now(),
+                "application/json",
+            ))
             .await;
         assert_eq!(status, StatusCode::OK, "{extra}");
     }
@@ -298,8 +376,13 @@ async fn bots_our_own_messages_edits_and_other_workspaces_are_recorded_not_answe
     // An ignored event does not use up the message: the real mention of
     // the same ts still gets in.
     let body = event(&mention("EvReal", "app_mention", json!({})));
-    app.send(signed("/channels/slack/events", &body, now(), "application/json"))
-        .await;
+    app.send(signed(
+        "/channels/slack/events",
+        &body,
+        now(),
+        "application/json",
+    ))
+    .await;
     assert_eq!(app.count(InboxStatus::Received).await, 1);
 }
 
@@ -315,20 +398,40 @@ async fn the_slash_command_answers_at_once_and_queues_the_question() {
     let ct = "application/x-www-form-urlencoded";
     let answer = |b: Bytes| serde_json::from_slice::<Value>(&b).unwrap();
 
-    let (status, body) = app.send(signed("/channels/slack/commands", &form("help"), now(), ct)).await;
+    let (status, body) = app
+        .send(signed("/channels/slack/commands", &form("help"), now(), ct))
+        .await;
     assert_eq!(status, StatusCode::OK);
     let help = answer(body);
     assert_eq!(help["response_type"], "ephemeral");
-    assert!(help["text"].as_str().unwrap().contains("document-assistant"), "{help}");
+    assert!(
+        help["text"]
+            .as_str()
+            .unwrap()
+            .contains("document-assistant"),
+        "{help}"
+    );
 
     let (_, body) = app
-        .send(signed("/channels/slack/commands", &form("status+run_nope"), now(), ct))
+        .send(signed(
+            "/channels/slack/commands",
+            &form("status+run_nope"),
+            now(),
+            ct,
+        ))
         .await;
     assert_eq!(answer(body)["text"], "No run `run_nope` that you can see.");
 
     let ask = form("summarise+our+policy");
-    let (_, body) = app.send(signed("/channels/slack/commands", &ask, now(), ct)).await;
-    assert!(answer(body)["text"].as_str().unwrap().starts_with("Working on it"));
+    let (_, body) = app
+        .send(signed("/channels/slack/commands", &ask, now(), ct))
+        .await;
+    assert!(
+        answer(body)["text"]
+            .as_str()
+            .unwrap()
+            .starts_with("Working on it")
+    );
     assert_eq!(app.count(InboxStatus::Received).await, 1);
     let item = app
         .channels
@@ -346,9 +449,19 @@ async fn the_slash_command_answers_at_once_and_queues_the_question() {
     // Another workspace is told so, and nothing is queued.
     let foreign = String::from_utf8(ask).unwrap().replace(TEAM, "T0BAD");
     let (_, body) = app
-        .send(signed("/channels/slack/commands", foreign.as_bytes(), now(), ct))
+        .send(signed(
+            "/channels/slack/commands",
+            foreign.as_bytes(),
+            now(),
+            ct,
+        ))
         .await;
-    assert!(answer(body)["text"].as_str().unwrap().contains("not allowed"));
+    assert!(
+        answer(body)["text"]
+            .as_str()
+            .unwrap()
+            .contains("not allowed")
+    );
     assert_eq!(app.stored().await, 1);
 }
 
@@ -359,7 +472,12 @@ async fn without_a_slack_connection_the_routes_do_not_exist() {
     let app = router(state, MAX_BODY);
     let body = event(&mention("Ev1", "app_mention", json!({})));
     let response = app
-        .oneshot(signed("/channels/slack/events", &body, now(), "application/json"))
+        .oneshot(signed(
+            "/channels/slack/events",
+            &body,
+            now(),
+            "application/json",
+        ))
         .await
         .unwrap();
     assert_eq!(response.status(), StatusCode::NOT_FOUND);

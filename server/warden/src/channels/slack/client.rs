@@ -62,7 +62,10 @@ impl WebApi {
         match v.get("user_id").and_then(Value::as_str) {
             Some(id) if v["ok"] == true => Ok(id.to_owned()),
             _ => Err(AuthTestError::Slack(
-                v.get("error").and_then(Value::as_str).unwrap_or("no user_id").to_owned(),
+                v.get("error")
+                    .and_then(Value::as_str)
+                    .unwrap_or("no user_id")
+                    .to_owned(),
             )),
         }
     }
@@ -141,9 +144,15 @@ impl WebApi {
                 external_ref: v.get("ts").and_then(Value::as_str).map(str::to_owned),
             };
         }
-        let error = v.get("error").and_then(Value::as_str).unwrap_or("ok: false");
+        let error = v
+            .get("error")
+            .and_then(Value::as_str)
+            .unwrap_or("ok: false");
         match error {
-            "ratelimited" | "internal_error" | "fatal_error" | "service_unavailable"
+            "ratelimited"
+            | "internal_error"
+            | "fatal_error"
+            | "service_unavailable"
             | "request_timeout" => retry(format!("{method}: {error}")),
             _ => Delivery::Failed(format!("{method}: {error}")),
         }

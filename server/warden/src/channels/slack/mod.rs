@@ -29,10 +29,7 @@ pub struct SlackConnection {
 }
 
 impl SlackConnection {
-    pub fn new(
-        config: SlackConfig,
-        env: &impl Fn(&str) -> Option<String>,
-    ) -> anyhow::Result<Self> {
+    pub fn new(config: SlackConfig, env: &impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
         let (signing_secret, bot_token) = config.secrets(env)?;
         let bot_user_id = Arc::new(OnceLock::new());
         if let Some(id) = &config.bot_user_id {
@@ -124,7 +121,9 @@ fn messages(text: &str, footer: &str) -> Vec<Value> {
                 .map(|p| json!({"type": "section", "text": {"type": "mrkdwn", "text": p}}))
                 .collect();
             if i == last {
-                blocks.push(json!({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]}));
+                blocks.push(
+                    json!({"type": "context", "elements": [{"type": "mrkdwn", "text": footer}]}),
+                );
             }
             json!({"text": group.first().cloned().unwrap_or_default(), "blocks": blocks})
         })
@@ -158,13 +157,20 @@ impl Channel for SlackConnection {
         let channel = channel?;
         let text = match step.kind {
             StepKind::ToolCall => {
-                let tool = step.detail.get("tool").and_then(Value::as_str).unwrap_or("a tool");
+                let tool = step
+                    .detail
+                    .get("tool")
+                    .and_then(Value::as_str)
+                    .unwrap_or("a tool");
                 format!("_working… used `{}`_", escape(tool).replace('`', "'"))
             }
             StepKind::AwaitingApproval => "_waiting for an approver…_".to_owned(),
             StepKind::Approval => {
                 let yes = step.detail.get("approved").and_then(Value::as_bool) == Some(true);
-                format!("_working… the call was {}_", if yes { "approved" } else { "rejected" })
+                format!(
+                    "_working… the call was {}_",
+                    if yes { "approved" } else { "rejected" }
+                )
             }
             _ => return None,
         };
@@ -296,7 +302,10 @@ impl Channel for SlackConnection {
                 None => Delivery::Sent { external_ref: None },
             },
             "respond" => {
-                let url = target.get("response_url").and_then(Value::as_str).unwrap_or("");
+                let url = target
+                    .get("response_url")
+                    .and_then(Value::as_str)
+                    .unwrap_or("");
                 self.client.respond(url, body).await
             }
             other => Delivery::Failed(format!("nothing to deliver a {other:?} message to")),

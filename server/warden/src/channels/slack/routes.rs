@@ -200,7 +200,11 @@ pub async fn interactions(
     // Decided after the acknowledgement: the run goes on, and may take
     // longer than Slack waits.
     tokio::spawn(async move {
-        let verdict = if click.approve { "Approved" } else { "Rejected" };
+        let verdict = if click.approve {
+            "Approved"
+        } else {
+            "Rejected"
+        };
         let (text, replace) = match dispatcher
             .decide(&click.run_id, click.pause, resolution)
             .await
@@ -223,7 +227,10 @@ pub async fn interactions(
             ),
             Err(e) => {
                 tracing::warn!(run = %click.run_id, error = %e, "slack: decision failed");
-                ("The decision could not be applied; see the server log.".to_owned(), false)
+                (
+                    "The decision could not be applied; see the server log.".to_owned(),
+                    false,
+                )
             }
         };
         answer_click(&dispatcher, &conn, &key, &url, &text, replace).await;
@@ -255,7 +262,9 @@ pub async fn commands(
     };
     let ephemeral = |text: String| Json(json!({"response_type": "ephemeral", "text": text}));
     if !conn.config.allowed_teams.iter().any(|t| *t == cmd.team_id) {
-        return Ok(ephemeral("This workspace is not allowed to use Warden.".into()).into_response());
+        return Ok(
+            ephemeral("This workspace is not allowed to use Warden.".into()).into_response(),
+        );
     }
     let channels_allowed = &conn.config.allowed_channels;
     if !channels_allowed.is_empty() && !channels_allowed.iter().any(|c| *c == cmd.channel_id) {

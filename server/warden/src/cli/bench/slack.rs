@@ -48,7 +48,9 @@ async fn start_sink() -> anyhow::Result<String> {
     let addr = listener.local_addr()?;
     let app = axum::Router::new().route(
         "/api/{method}",
-        post(|| async { Json(json!({"ok": true, "ts": "1800000000.000001", "user_id": "UBENCHBOT"})) }),
+        post(|| async {
+            Json(json!({"ok": true, "ts": "1800000000.000001", "user_id": "UBENCHBOT"}))
+        }),
     );
     tokio::spawn(async move {
         let _ = axum::serve(listener, app).await;
@@ -57,7 +59,10 @@ async fn start_sink() -> anyhow::Result<String> {
 }
 
 pub async fn run(mut config: Config, args: SlackBenchArgs) -> anyhow::Result<()> {
-    anyhow::ensure!(args.events > 0 && args.concurrency > 0, "--events and --concurrency must be at least 1");
+    anyhow::ensure!(
+        args.events > 0 && args.concurrency > 0,
+        "--events and --concurrency must be at least 1"
+    );
     let data = tempfile::tempdir()?;
     // A throwaway database: the bench's inbox and runs are not kept.
     config.server.database_url = Some(format!(
@@ -179,9 +184,16 @@ pub async fn run(mut config: Config, args: SlackBenchArgs) -> anyhow::Result<()>
         "slack events: {} signed app_mentions at concurrency {} (agent {}), after {} warm-up mentions",
         args.events, args.concurrency, args.agent, args.warm_up
     );
-    println!("  while measuring, the model was answering; at the end {busy} runs were in progress and {waiting} events waited their turn");
+    println!(
+        "  while measuring, the model was answering; at the end {busy} runs were in progress and {waiting} events waited their turn"
+    );
     let mut t = Table::new(["ack latency", "ms", "of Slack's 3 s"]);
-    for (name, v) in [("p50", acks.p50), ("p90", acks.p90), ("p99", acks.p99), ("max", acks.max)] {
+    for (name, v) in [
+        ("p50", acks.p50),
+        ("p90", acks.p90),
+        ("p99", acks.p99),
+        ("max", acks.max),
+    ] {
         t.row([
             name.to_owned(),
             format!("{v:.1}"),
