@@ -30,6 +30,7 @@ fn slack_config(fake: &FakeSlack, agent: &str) -> String {
         approvers = ["UBOSS"]
         api_base_url = "{api}"
         response_url_prefix = "{base}/hooks/"
+        timeout_secs = 2
         [channels.delivery]
         backoff_ms = 200
         "#,
@@ -522,4 +523,71 @@ async fn killed_mid_run(database_url: Option<String>) {
     assert_eq!(health["slack"][0]["inbox"]["done"], 1, "{health}");
     assert_eq!(health["slack"][0]["outbox"]["pending"], 0, "{health}");
     assert_eq!(outcomes(&fake.messages()).len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hung_slack_costs_a_retry_and_the_slash_command_answers_in_the_channel() {
+    let up = Upstream::start().await;
+    let fake = FakeSlack::start().await;
+    let server = Server::start_with(Options {
+        config: format!("{}{}", up.model_config(), slack_config(&fake, "waiter")),
+        env: slack_env(),
+        ..Options::default()
+    })
+    .unwrap();
+    let key = server.key().to_owned();
+    let agent = json!({"name": "waiter", "model": "scripted", "system_prompt": "You answer."});
+    let (status, body) = api(&server, Method::POST, "/agents", &key, Some(agent)).await;
+    assert_eq!(status, 201, "{body}");
+
+    // The first Web API call never gets an answer: it times out (2 s) and
+    // is tried again; the answer still arrives, once.
+    fake.trouble(Trouble::Hang);
+    let question = mention("Ev1", r#"{"final": "pong"}"#, "1700000000.000100", None);
+    let (status, _) = post_signed(&server, "events", &question, "application/json", None).await;
+    assert_eq!(status, 200);
+    let calls = fake
+        .until(60, "the answer", |c| outcomes(c).len() == 1)
+        .await;
+    assert!(outcomes(&calls)[0].text().contains("pong"));
+    assert_eq!(placeholders(&calls).len(), 1);
+    assert_eq!(
+        fake.calls().iter().filter(|c| !c.ok).count(),
+        1,
+        "one hung call"
+    );
+
+    // `/warden waiter …`: "working on it" to the asker at once, the answer
+    // in the channel through the response_url when done.
+    let form = form_urlencoded::Serializer::new(String::new())
+        .append_pair("team_id", TEAM)
+        .append_pair("channel_id", "C1")
+        .append_pair("user_id", "UANN")
+        .append_pair("command", "/warden")
+        .append_pair("response_url", &fake.response_url("cmd1"))
+        .append_pair("text", r#"waiter {"final": "from the command"}"#)
+        .finish();
+    let (status, body) = post_signed(
+        &server,
+        "commands",
+        form.as_bytes(),
+        "application/x-www-form-urlencoded",
+        None,
+    )
+    .await;
+    assert_eq!(status, 200);
+    let ack: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(ack["response_type"], "ephemeral");
+    assert!(
+        ack["text"].as_str().unwrap().starts_with("Working on it"),
+        "{ack}"
+    );
+    let calls = fake
+        .until(60, "the command's answer", |c| {
+            c.iter().any(|c| c.method == "hook:cmd1")
+        })
+        .await;
+    let answer = calls.iter().find(|c| c.method == "hook:cmd1").unwrap();
+    assert_eq!(answer.body["response_type"], "in_channel");
+    assert!(answer.text().contains("from the command"), "{answer:?}");
 }

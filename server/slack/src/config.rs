@@ -39,6 +39,14 @@ pub struct SlackConfig {
     /// `response_url`s outside this prefix are never posted to.
     #[serde(default = "default_response_url_prefix")]
     pub response_url_prefix: String,
+    /// Seconds one Web API or `response_url` request may take; a slower
+    /// (or hung) Slack costs a retry, not the sender.
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+}
+
+fn default_timeout_secs() -> u64 {
+    10
 }
 
 fn default_api_base_url() -> String {
@@ -65,6 +73,8 @@ pub enum InvalidSlack {
         field: &'static str,
         value: String,
     },
+    #[error("[[channels.slack]] {name:?}: timeout_secs must be 1..=120")]
+    Timeout { name: String },
     #[error("[[channels.slack]] {name:?}: environment variable {var} is not set")]
     MissingEnv { name: String, var: String },
     #[error("[[channels.slack]] {name:?}: {id:?} in {field} is not a Slack id")]
@@ -96,6 +106,11 @@ impl SlackConfig {
             }
             if c.allowed_teams.is_empty() {
                 return Err(InvalidSlack::NoTeams(c.name.clone()));
+            }
+            if !(1..=120).contains(&c.timeout_secs) {
+                return Err(InvalidSlack::Timeout {
+                    name: c.name.clone(),
+                });
             }
             let ids = [
                 ("allowed_teams", &c.allowed_teams),
@@ -185,6 +200,7 @@ mod tests {
         let c = config(MINIMAL);
         assert_eq!(c.api_base_url, DEFAULT_API_BASE_URL);
         assert_eq!(c.response_url_prefix, DEFAULT_RESPONSE_URL_PREFIX);
+        assert_eq!(c.timeout_secs, 10);
         assert!(SlackConfig::validate_all(&[c]).is_ok());
     }
 

@@ -45,6 +45,7 @@ async fn slack_app() -> SlackApp {
             // Never reached: nothing is delivered in these tests.
             api_base_url: "http://127.0.0.1:9/api".into(),
             response_url_prefix: "http://127.0.0.1:9/".into(),
+            timeout_secs: 10,
         }],
         ..ChannelsConfig::default()
     };
@@ -188,7 +189,7 @@ async fn forged_stale_and_malformed_requests_are_refused_and_nothing_is_stored()
         ),
         (
             "no signature",
-            with(&[ts_h.clone()], &body),
+            with(std::slice::from_ref(&ts_h), &body),
             "missing x-slack-signature",
         ),
         (

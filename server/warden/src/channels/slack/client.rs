@@ -12,9 +12,6 @@ use serde_json::{Value, json};
 use warden_channels::Delivery;
 use warden_slack::config::SlackConfig;
 
-/// Per request; a hung Slack costs a retry, not the sender.
-const TIMEOUT: Duration = Duration::from_secs(10);
-
 #[derive(Clone)]
 pub(super) struct WebApi {
     http: reqwest::Client,
@@ -39,7 +36,7 @@ impl WebApi {
             // Never follow a redirect: the token or a response_url must
             // not be carried somewhere else.
             http: reqwest::Client::builder()
-                .timeout(TIMEOUT)
+                .timeout(Duration::from_secs(config.timeout_secs))
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .context("building the Slack HTTP client")?,

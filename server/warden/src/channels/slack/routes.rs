@@ -261,13 +261,13 @@ pub async fn commands(
         commands::Posted::Command(c) => c,
     };
     let ephemeral = |text: String| Json(json!({"response_type": "ephemeral", "text": text}));
-    if !conn.config.allowed_teams.iter().any(|t| *t == cmd.team_id) {
+    if !conn.config.allowed_teams.contains(&cmd.team_id) {
         return Ok(
             ephemeral("This workspace is not allowed to use Warden.".into()).into_response(),
         );
     }
     let channels_allowed = &conn.config.allowed_channels;
-    if !channels_allowed.is_empty() && !channels_allowed.iter().any(|c| *c == cmd.channel_id) {
+    if !channels_allowed.is_empty() && !channels_allowed.contains(&cmd.channel_id) {
         return Ok(ephemeral("Warden does not answer in this channel.".into()).into_response());
     }
     let (agent, message) = match cmd.request {

@@ -82,6 +82,7 @@ pub async fn run(mut config: Config, args: SlackBenchArgs) -> anyhow::Result<()>
         bot_user_id: Some("UBENCHBOT".into()),
         api_base_url: start_sink().await?,
         response_url_prefix: "http://127.0.0.1/".into(),
+        timeout_secs: 10,
     }];
     let core = crate::server::start_core(&config).await?;
     let env_secret = secret.clone();
