@@ -38,9 +38,11 @@ forbid warden-plugin-host mistralrs mistralrs-core candle-core async-openai axum
 forbid warden-agents $ENGINES $SERVING warden-plugin-host warden-llm-embedded warden-llm-remote
 # Slack's protocol crate is pure: no runtime, no network, no database, no model.
 forbid warden-slack tokio sea-orm $ENGINES $SERVING warden-db warden-llm warden-agents
+# Email's wire formats are pure like Slack's.
+forbid warden-email tokio sea-orm $ENGINES $SERVING warden-db warden-llm warden-agents warden-channels
 # The channel core speaks no channel's protocol and no network: channels
 # plug in through its Channel trait; it reaches models only through agents.
-forbid warden-channels $ENGINES $SERVING warden-slack warden-plugin-host warden-llm-embedded warden-llm-remote
+forbid warden-channels $ENGINES $SERVING warden-slack warden-email warden-plugin-host warden-llm-embedded warden-llm-remote
 # Each engine crate is only that engine.
 forbid warden-llm-embedded wasmtime async-openai axum sea-orm warden-plugin-host warden-agents
 forbid warden-llm-remote mistralrs wasmtime axum sea-orm warden-plugin-host warden-agents
