@@ -6,6 +6,8 @@ export CARGO_TARGET_DIR
 WARDEN := $(CARGO_TARGET_DIR)/debug/warden
 VENV := $(CURDIR)/.venv
 OPENAI_PY := openai==2.8.1
+# The real SMTP server the email tests deliver to.
+AIOSMTPD_PY := aiosmtpd==1.4.6
 WASM_TARGET := wasm32-wasip2
 WASM_OUT := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release
 PLUGINS := document chatbot coding
@@ -44,7 +46,7 @@ run: build plugins
 
 venv:
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
-	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(OPENAI_PY)"
+	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(OPENAI_PY)" "$(AIOSMTPD_PY)"
 
 # Runs the whole test suite: unit tests (host and plugins), then the
 # integration suite against real servers with the real model, real wasm

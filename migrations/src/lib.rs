@@ -10,6 +10,7 @@ mod m20261129_000002_plugins;
 mod m20261130_000003_audit;
 mod m20261130_000004_agents;
 mod m20261203_000005_channels;
+mod m20261203_000006_channel_messages;
 
 pub struct Migrator;
 
@@ -22,6 +23,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000003_audit::Migration),
             Box::new(m20261130_000004_agents::Migration),
             Box::new(m20261203_000005_channels::Migration),
+            Box::new(m20261203_000006_channel_messages::Migration),
         ]
     }
 }

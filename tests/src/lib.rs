@@ -2,6 +2,7 @@
 //! tests what they need to talk to them.
 
 pub mod fake_slack;
+pub mod smtp;
 pub mod upstream;
 
 use std::io::{BufRead, BufReader};

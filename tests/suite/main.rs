@@ -5,6 +5,7 @@
 mod agents;
 mod api_bad_input;
 mod api_chat;
+mod email;
 mod governance_audit;
 mod governance_chat;
 mod governance_policies;

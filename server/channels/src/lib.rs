@@ -18,6 +18,7 @@ pub mod conversations;
 pub mod dispatch;
 pub mod identities;
 pub mod inbox;
+pub mod messages;
 pub mod outbox;
 
 #[cfg(test)]

@@ -595,3 +595,42 @@ fn backoff_doubles_is_capped_and_honours_a_longer_retry_after() {
         .is_err()
     );
 }
+
+#[tokio::test]
+async fn a_reply_joins_a_conversation_only_from_its_participant() {
+    let w = world(DeliveryConfig::default()).await;
+    let ids = crate::messages::MessageIds::new(w.db.clone());
+    ids.record(
+        "email",
+        "main",
+        "w1@warden.test",
+        "mail:m0",
+        "ann@example.com",
+    )
+    .await
+    .unwrap();
+    // Recording again does not move the id to another thread.
+    ids.record(
+        "email",
+        "main",
+        "w1@warden.test",
+        "mail:other",
+        "eve@example.com",
+    )
+    .await
+    .unwrap();
+    let refs = vec!["unknown@x.test".to_owned(), "w1@warden.test".to_owned()];
+    let found = |sender: &'static str| {
+        let ids = ids.clone();
+        let refs = refs.clone();
+        async move { ids.thread_of("email", "main", &refs, sender).await.unwrap() }
+    };
+    assert_eq!(found("ann@example.com").await.as_deref(), Some("mail:m0"));
+    assert_eq!(found("eve@example.com").await, None, "forged References");
+    assert_eq!(
+        ids.thread_of("email", "other", &refs, "ann@example.com")
+            .await
+            .unwrap(),
+        None
+    );
+}

@@ -42,13 +42,37 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConnectError> {
             source,
         })?;
     }
+    // (An in-memory database lives only as long as its pool: it is
+    // migrated in place.)
+    let sqlite_file = url.starts_with("sqlite:") && sqlite_path(url).is_some();
+    if sqlite_file {
+        // Migrate over one connection of its own, then open the pool. A
+        // pooled connection opened while the migrations ran (the migrator
+        // uses more than one) can keep the schema as it was between a
+        // migration's CREATE TABLE and its CREATE INDEX; SQLite checks an
+        // ON CONFLICT target against that stale copy when it prepares the
+        // statement and fails ("ON CONFLICT clause does not match any
+        // PRIMARY KEY or UNIQUE constraint") without re-reading it.
+        let migrating = Database::connect(options(url, 1)).await?;
+        Migrator::up(&migrating, None).await?;
+        migrating.close().await?;
+        return Ok(Database::connect(options(url, 4)).await?);
+    }
+    let pool = if url.starts_with("sqlite:") { 4 } else { 16 };
+    let db = Database::connect(options(url, pool)).await?;
+    Migrator::up(&db, None).await?;
+    Ok(db)
+}
+
+fn options(url: &str, max_connections: u32) -> ConnectOptions {
     let mut options = ConnectOptions::new(url.to_owned());
     options
         .sqlx_logging(false)
         .connect_timeout(Duration::from_secs(10))
-        .acquire_timeout(Duration::from_secs(10));
+        .acquire_timeout(Duration::from_secs(10))
+        .max_connections(max_connections);
     if url.starts_with("sqlite:") {
-        options.max_connections(4).map_sqlx_sqlite_opts(|o| {
+        options.map_sqlx_sqlite_opts(|o| {
             o.create_if_missing(true)
                 .journal_mode(SqliteJournalMode::Wal)
                 .synchronous(SqliteSynchronous::Normal)
@@ -58,12 +82,8 @@ pub async fn connect(url: &str) -> Result<DatabaseConnection, ConnectError> {
                 // case-sensitively as it does on PostgreSQL.
                 .pragma("case_sensitive_like", "ON")
         });
-    } else {
-        options.max_connections(16);
     }
-    let db = Database::connect(options).await?;
-    Migrator::up(&db, None).await?;
-    Ok(db)
+    options
 }
 
 /// Starts a transaction that reads and then writes. On SQLite it is

@@ -11,6 +11,7 @@
 //! (checked by `tests/scripts/layering.sh`); the email channel builds on
 //! it as the Slack channel builds on `warden-slack`.
 
+pub mod config;
 pub mod inbound;
 pub mod loops;
 pub mod mailgun;

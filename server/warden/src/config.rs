@@ -51,6 +51,8 @@ pub enum ConfigError {
     Slack(#[from] warden_slack::config::InvalidSlack),
     #[error("invalid config: {0}")]
     Delivery(#[from] warden_channels::config::InvalidDelivery),
+    #[error("invalid config: {0}")]
+    Email(#[from] warden_email::config::InvalidEmail),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -73,6 +75,7 @@ pub struct Config {
 #[serde(deny_unknown_fields, default)]
 pub struct ChannelsConfig {
     pub slack: Vec<warden_slack::config::SlackConfig>,
+    pub email: Vec<warden_email::config::EmailConfig>,
     pub delivery: warden_channels::DeliveryConfig,
 }
 
@@ -258,6 +261,7 @@ impl Config {
         self.policies.validate()?;
         AgentSpec::validate_all(&self.agents)?;
         warden_slack::config::SlackConfig::validate_all(&self.channels.slack)?;
+        warden_email::config::EmailConfig::validate_all(&self.channels.email)?;
         self.channels.delivery.validate()?;
         let mut seen = std::collections::HashSet::new();
         for m in &self.models {

@@ -6,6 +6,7 @@ pub mod audit_log;
 pub mod channel_conversation;
 pub mod channel_identity;
 pub mod channel_inbox;
+pub mod channel_message;
 pub mod channel_outbox;
 pub mod channel_turn;
 pub mod plugin;

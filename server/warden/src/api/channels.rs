@@ -1,4 +1,4 @@
-//! `GET /api/channels` (admins): each connection's health, what its inbox
+//! `GET /api/channels` (admins): each Slack and email connection's health, what its inbox
 //! holds by status, what its outbox has delivered, is retrying or gave up
 //! on, and the latest failures with the peer's answer.
 
@@ -18,39 +18,51 @@ pub async fn status(
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&principal)?;
     let Some(channels) = state.channels.clone() else {
-        return Ok(Json(json!({ "slack": [] })));
+        return Ok(Json(json!({ "slack": [], "email": [] })));
     };
-    let d = &channels.dispatcher;
     let mut slack = Vec::new();
     for conn in &channels.slack {
-        let (channel, name) = (conn.channel(), conn.connection());
-        let as_map = |counts: Vec<(&str, u64)>| {
-            counts
-                .into_iter()
-                .map(|(k, v)| (k.to_owned(), json!(v)))
-                .collect::<serde_json::Map<String, Value>>()
-        };
-        let failures: Vec<Value> = d
-            .sender
-            .outbox()
-            .failures(channel, name, 20)
-            .await?
-            .into_iter()
-            .map(|r| {
-                json!({
-                    "id": r.id, "kind": r.kind, "inbox_id": r.inbox_id,
-                    "attempts": r.attempts, "error": r.last_error,
-                    "at": r.updated_at.to_rfc3339(),
-                })
-            })
-            .collect();
-        slack.push(json!({
-            "name": name,
-            "agent": conn.config.agent,
-            "inbox": as_map(d.inbox.counts(channel, name).await?),
-            "outbox": as_map(d.sender.outbox().counts(channel, name).await?),
-            "recent_failures": failures,
-        }));
+        slack.push(health(&channels, conn.as_ref(), &conn.config.agent).await?);
     }
-    Ok(Json(json!({ "slack": slack })))
+    let mut email = Vec::new();
+    for conn in &channels.email {
+        email.push(health(&channels, conn.as_ref(), &conn.config.agent).await?);
+    }
+    Ok(Json(json!({ "slack": slack, "email": email })))
+}
+
+async fn health(
+    channels: &crate::channels::Channels,
+    conn: &dyn Channel,
+    agent: &str,
+) -> Result<Value, ApiError> {
+    let d = &channels.dispatcher;
+    let (channel, name) = (conn.channel(), conn.connection());
+    let as_map = |counts: Vec<(&str, u64)>| {
+        counts
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), json!(v)))
+            .collect::<serde_json::Map<String, Value>>()
+    };
+    let failures: Vec<Value> = d
+        .sender
+        .outbox()
+        .failures(channel, name, 20)
+        .await?
+        .into_iter()
+        .map(|r| {
+            json!({
+                "id": r.id, "kind": r.kind, "inbox_id": r.inbox_id,
+                "attempts": r.attempts, "error": r.last_error,
+                "at": r.updated_at.to_rfc3339(),
+            })
+        })
+        .collect();
+    Ok(json!({
+        "name": name,
+        "agent": agent,
+        "inbox": as_map(d.inbox.counts(channel, name).await?),
+        "outbox": as_map(d.sender.outbox().counts(channel, name).await?),
+        "recent_failures": failures,
+    }))
 }

@@ -153,9 +153,23 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .route("/commands", post(crate::channels::slack::routes::commands));
 
+    // Mail is larger than API requests: its own limit, per connection
+    // (checked again in the handler), above the router's.
+    let mail_limit = state
+        .channels
+        .as_ref()
+        .and_then(|c| c.email.iter().map(|e| e.config.max_body_bytes).max())
+        .unwrap_or(max_body_bytes)
+        .max(max_body_bytes);
+    let email = Router::new().route(
+        "/{name}/inbound",
+        post(crate::channels::email::routes::inbound).layer(DefaultBodyLimit::max(mail_limit)),
+    );
+
     Router::new()
         .route("/healthz", get(healthz))
         .nest("/channels/slack", slack)
+        .nest("/channels/email", email)
         .route("/metrics", get(metrics))
         .merge(authed)
         .fallback(not_found)

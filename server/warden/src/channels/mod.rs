@@ -1,8 +1,10 @@
 //! The channels agents are reached through: the channel core
 //! (`warden-channels`: inbox, conversations, identities, outbox, the
 //! dispatcher) with its connections, and each channel's HTTP routes.
-//! Slack is [`slack`]; email comes next.
+//! Slack is [`slack`]; email is [`email`] (raw MIME in, SMTP out; the
+//! provider webhook formats and approvals by mail are still to come).
 
+pub mod email;
 pub mod slack;
 
 use std::sync::Arc;
@@ -19,6 +21,7 @@ use crate::config::ChannelsConfig;
 pub struct Channels {
     pub dispatcher: Arc<Dispatcher>,
     pub slack: Vec<Arc<slack::SlackConnection>>,
+    pub email: Vec<Arc<email::EmailConnection>>,
 }
 
 impl Channels {
@@ -30,7 +33,7 @@ impl Channels {
         agents: Arc<AgentService>,
         env: impl Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Option<Arc<Self>>> {
-        if config.slack.is_empty() {
+        if config.slack.is_empty() && config.email.is_empty() {
             return Ok(None);
         }
         let mut slack = Vec::new();
@@ -40,13 +43,25 @@ impl Channels {
                     .with_context(|| format!("setting up Slack connection {:?}", c.name))?,
             ));
         }
+        let mut email = Vec::new();
+        for c in &config.email {
+            email.push(Arc::new(
+                email::EmailConnection::new(c.clone(), db.clone(), &env)
+                    .with_context(|| format!("setting up email connection {:?}", c.name))?,
+            ));
+        }
         let all: Vec<Arc<dyn Channel>> = slack
             .iter()
             .map(|s| s.clone() as Arc<dyn Channel>)
+            .chain(email.iter().map(|e| e.clone() as Arc<dyn Channel>))
             .collect();
         let sender = Arc::new(Sender::new(db.clone(), &all, config.delivery.clone()));
         let dispatcher = Arc::new(Dispatcher::new(db, agents, &all, sender));
-        Ok(Some(Arc::new(Self { dispatcher, slack })))
+        Ok(Some(Arc::new(Self {
+            dispatcher,
+            slack,
+            email,
+        })))
     }
 
     /// Starts taking up inbox items and delivering the outbox (and asks
