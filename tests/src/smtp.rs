@@ -31,11 +31,22 @@ impl SmtpSink {
     }
 
     pub fn start_on(port: u16) -> Self {
+        Self::with_handler(port, "aiosmtpd.handlers.Mailbox")
+    }
+
+    /// A server that defers ann@example.com's first message (451) and
+    /// refuses bob@example.com's (554): `tests/python/flaky_smtp.py`.
+    pub fn flaky() -> Self {
+        Self::with_handler(free_port(), "flaky_smtp.FlakyMailbox")
+    }
+
+    fn with_handler(port: u16, handler: &str) -> Self {
         let dir = tempfile::tempdir().expect("maildir");
         let maildir = dir.path().join("mail");
         let child = Command::new(python())
+            .env("PYTHONPATH", concat!(env!("CARGO_MANIFEST_DIR"), "/python"))
             .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{port}")])
-            .args(["-c", "aiosmtpd.handlers.Mailbox"])
+            .args(["-c", handler])
             .arg(&maildir)
             .stdin(Stdio::null())
             .stdout(Stdio::null())

@@ -333,3 +333,59 @@ async fn a_reply_waits_while_smtp_is_down_and_is_delivered_once_it_is_back() {
     assert_eq!(health["email"][0]["outbox"]["sent"], 1, "{health}");
     assert_eq!(sink.messages().len(), 1, "delivered once");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_deferred_reply_is_retried_and_delivered_once_and_a_refused_one_fails_with_the_answer() {
+    let up = Upstream::start().await;
+    let sink = SmtpSink::flaky();
+    let (server, key) = start(&up, sink.port).await;
+    for (from, id, text) in [
+        ("ann@example.com", "a1@example.com", "for ann"),
+        ("bob@example.com", "b1@example.com", "for bob"),
+    ] {
+        let (status, _) = mail(
+            &server,
+            message(from, id, "", &format!("{{\"final\": \"{text}\"}}")),
+        )
+        .await;
+        assert_eq!(status, 200);
+    }
+    // Ann's reply: 451 first, then accepted, once.
+    let got = sink.until(1, 60).await;
+    assert!(got[0].contains("for ann"), "{}", got[0]);
+    // Bob's: 554, failed for good with the server's words.
+    let mut health = Value::Null;
+    for _ in 0..100 {
+        let (_, h) = api(&server, Method::GET, "/channels", &key, None).await;
+        if h["email"][0]["outbox"]["failed"] == 1 && h["email"][0]["outbox"]["sent"] == 1 {
+            health = h;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let failure = &health["email"][0]["recent_failures"][0];
+    assert!(
+        failure["error"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("bob does not take mail from robots"),
+        "{health}"
+    );
+    assert_eq!(failure["attempts"], 1, "a 5xx is not retried");
+    assert_eq!(sink.messages().len(), 1);
+    // The deferred reply took two tries.
+    let db = format!("sqlite://{}", server.data_dir.join("warden.db").display());
+    use sea_orm::{ConnectionTrait, Database, Statement};
+    let db = Database::connect(&db).await.unwrap();
+    let rows = db
+        .query_all_raw(Statement::from_string(
+            db.get_database_backend(),
+            "SELECT attempts, last_error FROM channel_outbox WHERE status = 'sent'",
+        ))
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 1);
+    assert_eq!(rows[0].try_get::<i32>("", "attempts").unwrap(), 2);
+    let error = rows[0].try_get::<Option<String>>("", "last_error").unwrap();
+    assert!(error.unwrap_or_default().contains("greylisted"));
+}
