@@ -175,6 +175,19 @@ impl Server {
         self.child.id()
     }
 
+    /// Rows of `query` on this server's SQLite database (for what the API
+    /// does not show: conversation turns, outbox attempts).
+    pub async fn sqlite_query(&self, query: &str) -> Vec<sea_orm::QueryResult> {
+        use sea_orm::{ConnectionTrait, Database, Statement};
+        let url = format!("sqlite://{}", self.data_dir.join("warden.db").display());
+        let db = Database::connect(&url)
+            .await
+            .expect("the server's database");
+        db.query_all_raw(Statement::from_string(db.get_database_backend(), query))
+            .await
+            .expect("query")
+    }
+
     pub fn stderr_log(&self) -> String {
         std::fs::read_to_string(self.data_dir.join("stderr.log")).unwrap_or_default()
     }

@@ -179,20 +179,14 @@ async fn mail_is_answered_over_smtp_in_its_thread_and_loops_and_forgeries_are_no
     .await;
     assert_eq!(status, 200);
     sink.until(3, 60).await;
-    let db = format!("sqlite://{}", server.data_dir.join("warden.db").display());
-    let turns = {
-        use sea_orm::{ConnectionTrait, Database, Statement};
-        let db = Database::connect(&db).await.unwrap();
-        db.query_all_raw(Statement::from_string(
-            db.get_database_backend(),
+    let turns: Vec<i64> = server
+        .sqlite_query(
             "SELECT conversation_id, COUNT(*) AS n FROM channel_turns GROUP BY conversation_id ORDER BY n DESC",
-        ))
+        )
         .await
-        .unwrap()
         .into_iter()
         .map(|r| r.try_get::<i64>("", "n").unwrap())
-        .collect::<Vec<_>>()
-    };
+        .collect();
     assert_eq!(turns, [4, 2], "Ann's thread holds two exchanges, Eve's one");
 
     // Not answered: an autoresponder, list mail, our own reply fed back,
@@ -374,16 +368,9 @@ async fn a_deferred_reply_is_retried_and_delivered_once_and_a_refused_one_fails_
     assert_eq!(failure["attempts"], 1, "a 5xx is not retried");
     assert_eq!(sink.messages().len(), 1);
     // The deferred reply took two tries.
-    let db = format!("sqlite://{}", server.data_dir.join("warden.db").display());
-    use sea_orm::{ConnectionTrait, Database, Statement};
-    let db = Database::connect(&db).await.unwrap();
-    let rows = db
-        .query_all_raw(Statement::from_string(
-            db.get_database_backend(),
-            "SELECT attempts, last_error FROM channel_outbox WHERE status = 'sent'",
-        ))
-        .await
-        .unwrap();
+    let rows = server
+        .sqlite_query("SELECT attempts, last_error FROM channel_outbox WHERE status = 'sent'")
+        .await;
     assert_eq!(rows.len(), 1);
     assert_eq!(rows[0].try_get::<i32>("", "attempts").unwrap(), 2);
     let error = rows[0].try_get::<Option<String>>("", "last_error").unwrap();

@@ -109,14 +109,6 @@ fn placeholders(calls: &[Call]) -> Vec<Call> {
         .collect()
 }
 
-async fn sql(server_db: &str, query: &str) -> Vec<sea_orm::QueryResult> {
-    use sea_orm::{ConnectionTrait, Database, Statement};
-    let db = Database::connect(server_db).await.unwrap();
-    db.query_all_raw(Statement::from_string(db.get_database_backend(), query))
-        .await
-        .unwrap()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn a_mention_is_answered_in_its_thread_by_the_real_document_agent_and_the_thread_remembers() {
     let fake = FakeSlack::start().await;
@@ -194,7 +186,6 @@ async fn a_mention_is_answered_in_its_thread_by_the_real_document_agent_and_the_
     assert_eq!(status, 200);
     fake.until(300, "the second answer", |c| outcomes(c).len() == 2)
         .await;
-    let db = format!("sqlite://{}", server.data_dir.join("warden.db").display());
     let (_, runs) = api(
         &server,
         Method::GET,
@@ -216,11 +207,9 @@ async fn a_mention_is_answered_in_its_thread_by_the_real_document_agent_and_the_
     // warden-channels).
     let completed = runs.iter().filter(|r| r["status"] == "completed").count();
     assert!(completed >= 1, "{runs:?}");
-    let turns = sql(
-        &db,
-        "SELECT conversation_id, role, content FROM channel_turns ORDER BY id",
-    )
-    .await;
+    let turns = server
+        .sqlite_query("SELECT conversation_id, role, content FROM channel_turns ORDER BY id")
+        .await;
     assert_eq!(turns.len(), 2 * completed);
     let conversations: std::collections::HashSet<String> = turns
         .iter()
@@ -253,7 +242,9 @@ async fn a_mention_is_answered_in_its_thread_by_the_real_document_agent_and_the_
     let (status, _) =
         post_signed(&server, "events", &question, "application/json", Some("1")).await;
     assert_eq!(status, 200);
-    let inbox = sql(&db, "SELECT status FROM channel_inbox ORDER BY received_at").await;
+    let inbox = server
+        .sqlite_query("SELECT status FROM channel_inbox ORDER BY received_at")
+        .await;
     let statuses: Vec<String> = inbox
         .iter()
         .map(|r| r.try_get::<String>("", "status").unwrap())

@@ -189,24 +189,38 @@ impl Dispatcher {
         self.threads.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn channel_of(&self, item: &channel_inbox::Model) -> Result<Arc<dyn Channel>, ChannelError> {
-        self.channels
+    /// The item's connection and the message it carries.
+    fn unpack(
+        &self,
+        item: &channel_inbox::Model,
+    ) -> Result<(Arc<dyn Channel>, Message), ChannelError> {
+        let channel = self
+            .channels
             .get(&(item.channel.clone(), item.connection.clone()))
             .cloned()
             .ok_or_else(|| ChannelError::UnknownConnection {
                 channel: item.channel.clone(),
                 connection: item.connection.clone(),
-            })
+            })?;
+        let msg = serde_json::from_str(&item.payload).map_err(ChannelError::Decode)?;
+        Ok((channel, msg))
+    }
+
+    /// The conversation of the thread `msg` belongs to (made on first use).
+    async fn conversation(&self, channel: &dyn Channel, msg: &Message) -> Result<String, DbErr> {
+        self.conversations
+            .open(
+                channel.channel(),
+                channel.connection(),
+                &msg.thread_key,
+                &msg.agent,
+            )
+            .await
     }
 
     async fn process(self: &Arc<Self>, item: channel_inbox::Model) -> Result<(), ChannelError> {
-        let channel = self.channel_of(&item)?;
-        let msg: Message = serde_json::from_str(&item.payload).map_err(ChannelError::Decode)?;
-        let route = Route {
-            channel: channel.channel(),
-            connection: channel.connection(),
-            inbox_id: Some(&item.id),
-        };
+        let (channel, msg) = self.unpack(&item)?;
+        let route = Route::new(channel.as_ref(), Some(&item.id));
         // Taken up again after a restart: a run that got to an end before
         // the stop is concluded, not repeated.
         if let Some(run_id) = &item.run_id
@@ -235,15 +249,7 @@ impl Dispatcher {
                 msg.display_name.as_deref(),
             )
             .await?;
-        let conversation = self
-            .conversations
-            .open(
-                channel.channel(),
-                channel.connection(),
-                &msg.thread_key,
-                &msg.agent,
-            )
-            .await?;
+        let conversation = self.conversation(channel.as_ref(), &msg).await?;
         let history = self.conversations.history(&conversation).await?;
         if let Some(p) = channel.placeholder(&msg) {
             Outbox::enqueue(&self.db, route, &placeholder_key(&item.id), &p).await?;
@@ -299,11 +305,7 @@ impl Dispatcher {
                 let Some(out) = channel.progress(&msg, &step) else {
                     continue;
                 };
-                let route = Route {
-                    channel: channel.channel(),
-                    connection: channel.connection(),
-                    inbox_id: Some(&inbox_id),
-                };
+                let route = Route::new(channel.as_ref(), Some(&inbox_id));
                 let key = format!("{inbox_id}:{run_id}:progress:{}", step.idx);
                 match Outbox::enqueue(&me.db, route, &key, &out).await {
                     Ok(()) => me.sender.wake(),
@@ -318,22 +320,21 @@ impl Dispatcher {
     /// waiting for an approver (ask them, once per pause), or ended
     /// (conclude the item once, with its outcome).
     pub async fn settle(&self, inbox_id: &str) -> Result<(), ChannelError> {
-        let Some(item) = self.inbox.get(inbox_id).await? else {
-            return Ok(());
-        };
+        match self.inbox.get(inbox_id).await? {
+            Some(item) => self.settle_item(&item).await,
+            None => Ok(()),
+        }
+    }
+
+    async fn settle_item(&self, item: &channel_inbox::Model) -> Result<(), ChannelError> {
         let Some(run_id) = item.run_id.clone() else {
             return Ok(());
         };
-        let channel = self.channel_of(&item)?;
-        let msg: Message = serde_json::from_str(&item.payload).map_err(ChannelError::Decode)?;
+        let (channel, msg) = self.unpack(item)?;
         let Some((run, _)) = self.agents.runner.runs.get(&run_id).await? else {
             return Ok(());
         };
-        let route = Route {
-            channel: channel.channel(),
-            connection: channel.connection(),
-            inbox_id: Some(&item.id),
-        };
+        let route = Route::new(channel.as_ref(), Some(&item.id));
         if run.status == RunStatus::Running.as_str() {
             return Ok(());
         }
@@ -371,15 +372,7 @@ impl Dispatcher {
                 message: run.error.clone().unwrap_or_default(),
             }
         };
-        let conversation = self
-            .conversations
-            .open(
-                channel.channel(),
-                channel.connection(),
-                &msg.thread_key,
-                &msg.agent,
-            )
-            .await?;
+        let conversation = self.conversation(channel.as_ref(), &msg).await?;
         let outs = channel.outcome(&msg, &run_id, &outcome);
         let txn = warden_db::begin_write(&self.db).await?;
         let moved = conclude(&txn, &item.id, InboxStatus::Done, None).await?;
@@ -409,7 +402,7 @@ impl Dispatcher {
             return;
         };
         for item in items {
-            if let Err(e) = self.settle(&item.id).await {
+            if let Err(e) = self.settle_item(&item).await {
                 tracing::warn!(item = %item.id, error = %e, "channels: cannot settle an item");
             }
         }
@@ -443,9 +436,7 @@ impl Dispatcher {
         let item = self.inbox.by_run(run_id).await?;
         let events = match &item {
             Some(item) => {
-                let channel = self.channel_of(item)?;
-                let msg: Message =
-                    serde_json::from_str(&item.payload).map_err(ChannelError::Decode)?;
+                let (channel, msg) = self.unpack(item)?;
                 Some(self.progress(channel, msg, &item.id, run_id))
             }
             None => None,
@@ -497,11 +488,7 @@ impl Dispatcher {
         key: &str,
         out: &Outgoing,
     ) -> Result<(), DbErr> {
-        let route = Route {
-            channel: channel.channel(),
-            connection: channel.connection(),
-            inbox_id: None,
-        };
+        let route = Route::new(channel, None);
         Outbox::enqueue(&self.db, route, key, out).await?;
         self.sender.wake();
         Ok(())
@@ -514,11 +501,7 @@ impl Dispatcher {
         channel: &Arc<dyn Channel>,
         why: &str,
     ) -> Result<(), ChannelError> {
-        let route = Route {
-            channel: channel.channel(),
-            connection: channel.connection(),
-            inbox_id: Some(&item.id),
-        };
+        let route = Route::new(channel.as_ref(), Some(&item.id));
         let outcome = Outcome::Stopped {
             status: RunStatus::Failed.as_str().to_owned(),
             message: why.to_owned(),
@@ -541,8 +524,7 @@ impl Dispatcher {
         let Some(item) = self.inbox.get(inbox_id).await? else {
             return Ok(());
         };
-        let channel = self.channel_of(&item)?;
-        let msg: Message = serde_json::from_str(&item.payload).map_err(ChannelError::Decode)?;
+        let (channel, msg) = self.unpack(&item)?;
         self.give_up(&item, &msg, &channel, why).await
     }
 }

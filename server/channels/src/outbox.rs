@@ -90,6 +90,17 @@ pub struct Route<'a> {
     pub inbox_id: Option<&'a str>,
 }
 
+impl<'a> Route<'a> {
+    /// Rows of `channel`'s connection, for inbox item `inbox_id` if any.
+    pub fn new(channel: &'a dyn Channel, inbox_id: Option<&'a str>) -> Self {
+        Self {
+            channel: channel.channel(),
+            connection: channel.connection(),
+            inbox_id,
+        }
+    }
+}
+
 impl Outbox {
     pub fn new(db: DatabaseConnection) -> Self {
         Self { db }
