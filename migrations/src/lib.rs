@@ -11,6 +11,7 @@ mod m20261130_000003_audit;
 mod m20261130_000004_agents;
 mod m20261203_000005_channels;
 mod m20261203_000006_channel_messages;
+mod m20261204_000007_channel_nonces;
 
 pub struct Migrator;
 
@@ -24,6 +25,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261130_000004_agents::Migration),
             Box::new(m20261203_000005_channels::Migration),
             Box::new(m20261203_000006_channel_messages::Migration),
+            Box::new(m20261204_000007_channel_nonces::Migration),
         ]
     }
 }

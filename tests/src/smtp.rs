@@ -128,3 +128,39 @@ pub fn header(raw: &str, name: &str) -> Option<String> {
     }
     value
 }
+
+/// The text body of a raw message, decoded (transfer encoding, charset).
+pub fn text_of(raw: &str) -> String {
+    mail_parser::MessageParser::default()
+        .parse(raw.as_bytes())
+        .and_then(|m| m.body_text(0).map(|t| t.into_owned()))
+        .unwrap_or_default()
+}
+
+/// The messages in `all` addressed to `to`.
+pub fn to(all: &[String], to: &str) -> Vec<String> {
+    all.iter()
+        .filter(|m| header(m, "To").is_some_and(|t| t.contains(to)))
+        .cloned()
+        .collect()
+}
+
+/// A `multipart/form-data` body as providers post it: (name, file name,
+/// content type, data) per field. Returns the content type and the body.
+pub fn form_data(fields: &[(&str, Option<&str>, &str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "----warden-test-boundary-7d3f";
+    let mut body = Vec::new();
+    for (name, file, content_type, data) in fields {
+        body.extend_from_slice(format!("--{boundary}\r\n").as_bytes());
+        let disposition = match file {
+            Some(f) => format!("form-data; name=\"{name}\"; filename=\"{f}\""),
+            None => format!("form-data; name=\"{name}\""),
+        };
+        body.extend_from_slice(format!("Content-Disposition: {disposition}\r\n").as_bytes());
+        body.extend_from_slice(format!("Content-Type: {content_type}\r\n\r\n").as_bytes());
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}

@@ -34,6 +34,18 @@ pub const MAX_ATTEMPTS: i32 = 3;
 /// Runs in flight at once from all channels.
 const CONCURRENT_RUNS: usize = 8;
 
+/// What a run waits for, as [`Dispatcher::pending`] sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Pending {
+    Waiting(ApprovalNeeded),
+    /// Not waiting: its status, and who made its latest decision.
+    Decided {
+        status: String,
+        by: Option<String>,
+    },
+    NoRun,
+}
+
 /// What an approver's decision came to.
 #[derive(Debug)]
 pub enum Decided {
@@ -477,6 +489,22 @@ impl Dispatcher {
                 })
             }
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether `run_id` waits for an approver, and on what; for a
+    /// confirmation page that must show what a decision would decide.
+    pub async fn pending(&self, run_id: &str) -> Result<Pending, ChannelError> {
+        let Some((run, steps)) = self.agents.runner.runs.get(run_id).await? else {
+            return Ok(Pending::NoRun);
+        };
+        if run.status == RunStatus::AwaitingApproval.as_str() {
+            Ok(Pending::Waiting(approval_needed(&run)?))
+        } else {
+            Ok(Pending::Decided {
+                status: run.status,
+                by: last_approver(&steps),
+            })
         }
     }
 

@@ -19,6 +19,7 @@ pub mod dispatch;
 pub mod identities;
 pub mod inbox;
 pub mod messages;
+pub mod nonces;
 pub mod outbox;
 
 #[cfg(test)]

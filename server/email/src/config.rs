@@ -14,14 +14,36 @@ pub struct EmailConfig {
     /// The addresses this mailbox answers for; the first is the `From` of
     /// every reply. Mail from any of them is never answered.
     pub addresses: Vec<String>,
-    /// How inbound mail arrives. Only `raw` (the raw message as
-    /// `message/rfc822`, HTTP basic auth) is served so far.
+    /// How inbound mail arrives: `raw` (the raw message as
+    /// `message/rfc822`), `mailgun` (a route's post, signed), `postmark`
+    /// (inbound JSON) or `sendgrid` (Inbound Parse).
     #[serde(default)]
     pub provider: Provider,
-    /// Environment variables with the inbound webhook's basic-auth user and
-    /// password.
-    pub inbound_user_env: String,
-    pub inbound_password_env: String,
+    /// Environment variables with the inbound webhook's HTTP basic-auth
+    /// user and password: required for `raw`, `postmark` and `sendgrid`
+    /// (whose URLs carry them), optional on top of Mailgun's signature.
+    #[serde(default)]
+    pub inbound_user_env: Option<String>,
+    #[serde(default)]
+    pub inbound_password_env: Option<String>,
+    /// Environment variable with Mailgun's webhook signing key (`mailgun`).
+    #[serde(default)]
+    pub signing_key_env: Option<String>,
+    /// Who decides on tool calls that need approval, by mail: addresses.
+    /// Without approvers a paused run waits for a decision through the API.
+    #[serde(default)]
+    pub approvers: Vec<String>,
+    /// Environment variable with the secret approval links are signed with
+    /// (required with approvers; at least 32 bytes).
+    #[serde(default)]
+    pub approval_secret_env: Option<String>,
+    /// The URL Warden is reached at from an approver's mail client, e.g.
+    /// `https://warden.example.com` (required with approvers).
+    #[serde(default)]
+    pub public_url: Option<String>,
+    /// How long an approval link decides.
+    #[serde(default = "default_approval_ttl")]
+    pub approval_ttl_secs: u64,
     /// Senders answered: addresses (`ann@example.com`) or domains
     /// (`example.com`); at least one.
     pub allowed_senders: Vec<String>,
@@ -39,6 +61,20 @@ pub struct EmailConfig {
 pub enum Provider {
     #[default]
     Raw,
+    Mailgun,
+    Postmark,
+    Sendgrid,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Raw => "raw",
+            Self::Mailgun => "mailgun",
+            Self::Postmark => "postmark",
+            Self::Sendgrid => "sendgrid",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -77,6 +113,10 @@ fn default_max_text_attachment() -> usize {
 
 fn default_smtp_timeout() -> u64 {
     30
+}
+
+fn default_approval_ttl() -> u64 {
+    3 * 24 * 3600
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,8 +195,59 @@ impl EmailConfig {
             if !(1..=300).contains(&c.smtp.timeout_secs) {
                 return Err(field("smtp.timeout_secs", "must be 1..=300"));
             }
+            if c.inbound_user_env.is_some() != c.inbound_password_env.is_some() {
+                return Err(field(
+                    "inbound_user_env",
+                    "and inbound_password_env go together",
+                ));
+            }
+            match c.provider {
+                Provider::Mailgun if c.signing_key_env.is_none() => {
+                    return Err(field("signing_key_env", "is required for mailgun"));
+                }
+                Provider::Raw | Provider::Postmark | Provider::Sendgrid
+                    if c.inbound_user_env.is_none() =>
+                {
+                    return Err(field(
+                        "inbound_user_env",
+                        "and inbound_password_env are required for this provider",
+                    ));
+                }
+                _ => {}
+            }
+            if !c.approvers.iter().all(|a| is_address(a)) {
+                return Err(field("approvers", "must be plain addresses"));
+            }
+            if !c.approvers.is_empty() {
+                if c.approval_secret_env.is_none() {
+                    return Err(field("approval_secret_env", "is required with approvers"));
+                }
+                let url_ok = c.public_url.as_deref().is_some_and(|u| {
+                    (u.starts_with("https://") || u.starts_with("http://"))
+                        && !u.contains(['?', '#', ' ', '"', '<', '>'])
+                });
+                if !url_ok {
+                    return Err(field(
+                        "public_url",
+                        "must be an http(s) URL without query or fragment (required with approvers)",
+                    ));
+                }
+                if !(300..=30 * 24 * 3600).contains(&c.approval_ttl_secs) {
+                    return Err(field(
+                        "approval_ttl_secs",
+                        "must be between 5 minutes and 30 days",
+                    ));
+                }
+            }
         }
         Ok(())
+    }
+
+    /// Whether `address` (lower-case) is one of the approvers.
+    pub fn is_approver(&self, address: &str) -> bool {
+        self.approvers
+            .iter()
+            .any(|a| a.eq_ignore_ascii_case(address))
     }
 
     /// Whether mail from `address` (lower-case) is answered.
@@ -256,8 +347,44 @@ mod tests {
             let e = EmailConfig::validate_all(&[c]).unwrap_err().to_string();
             assert!(e.contains(expected), "{e}");
         }
-        assert!(
-            toml::from_str::<EmailConfig>(&format!("provider = \"sendgrid\"\n{MINIMAL}")).is_err()
-        );
+        let with = |extra: &str| -> Result<(), String> {
+            let c: EmailConfig =
+                toml::from_str(&format!("{extra}\n{MINIMAL}")).map_err(|e| e.to_string())?;
+            EmailConfig::validate_all(&[c]).map_err(|e| e.to_string())
+        };
+        let cases = [
+            ("provider = \"mailgun\"", Some("signing_key_env")),
+            ("provider = \"mailgun\"\nsigning_key_env = \"MG_KEY\"", None),
+            ("provider = \"postmark\"", None),
+            ("provider = \"sendgrid\"", None),
+            ("provider = \"mandrill\"", Some("unknown variant")),
+            (
+                "approvers = [\"boss@example.com\"]",
+                Some("approval_secret_env"),
+            ),
+            (
+                "approvers = [\"boss@example.com\"]\napproval_secret_env = \"S\"",
+                Some("public_url"),
+            ),
+            (
+                "approvers = [\"boss@example.com\"]\napproval_secret_env = \"S\"\npublic_url = \"https://w.test/?x\"",
+                Some("public_url"),
+            ),
+            (
+                "approvers = [\"boss@example.com\"]\napproval_secret_env = \"S\"\npublic_url = \"https://w.test\"",
+                None,
+            ),
+            (
+                "approvers = [\"Boss <boss@example.com>\"]",
+                Some("approvers"),
+            ),
+        ];
+        for (extra, expected) in cases {
+            match (with(extra), expected) {
+                (Ok(()), None) => {}
+                (Err(e), Some(part)) if e.contains(part) => {}
+                (got, _) => panic!("{extra:?}: {got:?}, expected {expected:?}"),
+            }
+        }
     }
 }

@@ -113,100 +113,275 @@ pub fn parse(raw: &[u8], limits: &Limits) -> Result<Inbound, ParseError> {
     if depth(&message, 0, 0) > limits.max_depth {
         return Err(ParseError::TooDeep(limits.max_depth));
     }
-    let sender = message
-        .from()
-        .and_then(|a| a.first())
-        .ok_or(ParseError::NoSender)?;
-    let from = sender.address().unwrap_or_default().trim().to_lowercase();
-    let recipients = message
-        .to()
-        .into_iter()
-        .chain(message.cc())
-        .flat_map(|a| a.iter())
-        .filter_map(|a| a.address())
-        .map(|a| a.trim().to_lowercase())
-        .collect();
-    let ids = |v: &mail_parser::HeaderValue<'_>| -> Vec<String> {
-        match v {
-            mail_parser::HeaderValue::Text(t) => vec![t.to_string()],
-            mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
-            _ => Vec::new(),
-        }
-    };
-    let message_id = message.message_id().map(str::to_owned);
-    let key = match &message_id {
-        Some(id) => format!("mid:{id}"),
-        None => format!("sha256:{}", hex::encode(Sha256::digest(raw))),
-    };
+    let head = Head::of(&message)?;
     let full_text = message
         .body_text(0)
         .map(|t| t.into_owned())
         .unwrap_or_default();
-    let mut text = crate::quoted::strip(&full_text);
-    truncate(&mut text, limits.max_text_bytes);
-    let headers = message
-        .headers()
-        .iter()
-        .filter_map(|h| {
-            let name = h.name().to_ascii_lowercase();
-            KEPT_HEADERS.contains(&name.as_str()).then(|| {
-                let value = message
-                    .header_raw(h.name())
-                    .unwrap_or_default()
-                    .trim()
-                    .to_owned();
-                (name, value)
-            })
-        })
-        .collect();
     let is_report = message.parts.iter().any(|p| {
-        p.content_type().is_some_and(|ct| {
-            let sub = ct.subtype().unwrap_or_default().to_ascii_lowercase();
-            let main = ct.ctype().to_ascii_lowercase();
-            (main == "multipart" && sub == "report")
-                || (main == "message"
-                    && (sub == "delivery-status" || sub == "disposition-notification"))
-        })
+        p.content_type()
+            .is_some_and(|ct| is_report_type(ct.ctype(), ct.subtype().unwrap_or_default()))
     });
     let attachments = message
         .attachments()
         .map(|part| {
-            let name = sanitise_name(part.attachment_name().unwrap_or("attachment"));
             let content_type = part
                 .content_type()
                 .map(|ct| match ct.subtype() {
                     Some(sub) => format!("{}/{}", ct.ctype(), sub),
                     None => ct.ctype().to_owned(),
                 })
-                .unwrap_or_else(|| "application/octet-stream".into())
-                .to_ascii_lowercase();
-            let contents = part.contents();
-            let text = (is_text_like(&name, &content_type)
-                && contents.len() <= limits.max_text_attachment_bytes)
-                .then(|| String::from_utf8_lossy(contents).into_owned());
-            Attachment {
-                name,
-                content_type,
-                size: contents.len(),
-                text,
-            }
+                .unwrap_or_default();
+            attachment(
+                part.attachment_name().unwrap_or(""),
+                &content_type,
+                part.contents(),
+                limits,
+            )
         })
         .collect();
-    Ok(Inbound {
-        from,
-        from_name: sender.name().map(str::to_owned),
-        recipients,
-        subject: message.subject().unwrap_or_default().to_owned(),
-        message_id,
-        in_reply_to: ids(message.in_reply_to()),
-        references: ids(message.references()),
-        key,
+    let key = head.key(|| Sha256::digest(raw).into());
+    Ok(head.into_inbound(key, full_text, attachments, is_report, limits))
+}
+
+/// A message a provider has already taken apart (Mailgun's and
+/// SendGrid's parsed posts, Postmark's JSON): its header fields, its
+/// text and HTML bodies, already decoded, and its attachments.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Parts {
+    /// The header block, as a raw message's (see [`header_block`]).
+    pub header_block: Vec<u8>,
+    pub text: Option<String>,
+    pub html: Option<String>,
+    pub attachments: Vec<RawAttachment>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawAttachment {
+    /// As the sender wrote it: sanitised here.
+    pub name: String,
+    pub content_type: String,
+    pub data: Vec<u8>,
+}
+
+/// A header block from (name, value) pairs a provider decoded. A name
+/// that is not a header name is dropped, and line breaks and NULs in a
+/// value become spaces: a value cannot add a header line.
+pub fn header_block(pairs: &[(String, String)]) -> Vec<u8> {
+    let mut block = Vec::new();
+    for (name, value) in pairs {
+        let is_name = !name.is_empty()
+            && name.len() <= 128
+            && name.bytes().all(|b| b.is_ascii_graphic() && b != b':');
+        if !is_name {
+            continue;
+        }
+        block.extend_from_slice(name.as_bytes());
+        block.extend_from_slice(b": ");
+        for c in value.replace("\r\n", " ").chars() {
+            let c = if matches!(c, '\r' | '\n' | '\0') {
+                ' '
+            } else {
+                c
+            };
+            let mut buf = [0u8; 4];
+            block.extend_from_slice(c.encode_utf8(&mut buf).as_bytes());
+        }
+        block.extend_from_slice(b"\r\n");
+    }
+    block
+}
+
+/// The message in `parts`: its header fields read as a raw message's are,
+/// its bodies and attachments as the provider decoded them.
+pub fn from_parts(parts: &Parts, limits: &Limits) -> Result<Inbound, ParseError> {
+    if parts.attachments.len() > limits.max_parts {
+        return Err(ParseError::TooManyParts(limits.max_parts));
+    }
+    let mut block = parts.header_block.clone();
+    while block.last().is_some_and(|b| b.is_ascii_whitespace()) {
+        block.pop();
+    }
+    block.extend_from_slice(b"\r\n\r\n");
+    let message = MessageParser::default()
+        .parse(&block)
+        .ok_or(ParseError::NotMime)?;
+    let head = Head::of(&message)?;
+    let text = parts.text.as_deref().unwrap_or("").trim();
+    let full_text = if !text.is_empty() {
+        text.to_owned()
+    } else {
+        parts
+            .html
+            .as_deref()
+            .map(mail_parser::decoders::html::html_to_text)
+            .unwrap_or_default()
+    };
+    let is_report = message
+        .content_type()
+        .is_some_and(|ct| is_report_type(ct.ctype(), ct.subtype().unwrap_or_default()))
+        || parts.attachments.iter().any(|a| {
+            let (main, sub) = a
+                .content_type
+                .split_once('/')
+                .unwrap_or((&a.content_type, ""));
+            is_report_type(main, sub)
+        });
+    let attachments = parts
+        .attachments
+        .iter()
+        .map(|a| attachment(&a.name, &a.content_type, &a.data, limits))
+        .collect();
+    let key = head.key(|| {
+        // What identifies the message, not the request it came in (a
+        // provider's retry is signed anew).
+        let mut h = Sha256::new();
+        for piece in [
+            block.as_slice(),
+            parts.text.as_deref().unwrap_or("").as_bytes(),
+            parts.html.as_deref().unwrap_or("").as_bytes(),
+        ] {
+            h.update((piece.len() as u64).to_be_bytes());
+            h.update(piece);
+        }
+        for a in &parts.attachments {
+            h.update((a.data.len() as u64).to_be_bytes());
+            h.update(&a.data);
+        }
+        h.finalize().into()
+    });
+    Ok(head.into_inbound(key, full_text, attachments, is_report, limits))
+}
+
+/// What the header fields say, however the message arrived.
+struct Head {
+    from: String,
+    from_name: Option<String>,
+    recipients: Vec<String>,
+    subject: String,
+    message_id: Option<String>,
+    in_reply_to: Vec<String>,
+    references: Vec<String>,
+    headers: Vec<(String, String)>,
+}
+
+impl Head {
+    fn of(message: &mail_parser::Message<'_>) -> Result<Self, ParseError> {
+        let sender = message
+            .from()
+            .and_then(|a| a.first())
+            .ok_or(ParseError::NoSender)?;
+        // An empty address (`From: <>`) is a mail system's: kept, so the
+        // loop rules record it as not answered.
+        let from = sender.address().unwrap_or_default().trim().to_lowercase();
+        let recipients = message
+            .to()
+            .into_iter()
+            .chain(message.cc())
+            .flat_map(|a| a.iter())
+            .filter_map(|a| a.address())
+            .map(|a| a.trim().to_lowercase())
+            .collect();
+        let ids = |v: &mail_parser::HeaderValue<'_>| -> Vec<String> {
+            match v {
+                mail_parser::HeaderValue::Text(t) => vec![t.to_string()],
+                mail_parser::HeaderValue::TextList(l) => l.iter().map(|t| t.to_string()).collect(),
+                _ => Vec::new(),
+            }
+        };
+        let headers = message
+            .headers()
+            .iter()
+            .filter_map(|h| {
+                let name = h.name().to_ascii_lowercase();
+                KEPT_HEADERS.contains(&name.as_str()).then(|| {
+                    let value = message
+                        .header_raw(h.name())
+                        .unwrap_or_default()
+                        .trim()
+                        .to_owned();
+                    (name, value)
+                })
+            })
+            .collect();
+        Ok(Self {
+            from,
+            from_name: sender.name().map(str::to_owned),
+            recipients,
+            subject: message.subject().unwrap_or_default().to_owned(),
+            message_id: message.message_id().map(str::to_owned),
+            in_reply_to: ids(message.in_reply_to()),
+            references: ids(message.references()),
+            headers,
+        })
+    }
+
+    /// The dedupe key: the `Message-ID`, else the content's hash.
+    fn key(&self, digest: impl FnOnce() -> [u8; 32]) -> String {
+        match &self.message_id {
+            Some(id) => format!("mid:{id}"),
+            None => format!("sha256:{}", hex::encode(digest())),
+        }
+    }
+
+    fn into_inbound(
+        self,
+        key: String,
+        full_text: String,
+        attachments: Vec<Attachment>,
+        is_report: bool,
+        limits: &Limits,
+    ) -> Inbound {
+        let mut text = crate::quoted::strip(&full_text);
+        truncate(&mut text, limits.max_text_bytes);
+        Inbound {
+            from: self.from,
+            from_name: self.from_name,
+            recipients: self.recipients,
+            subject: self.subject,
+            message_id: self.message_id,
+            in_reply_to: self.in_reply_to,
+            references: self.references,
+            key,
+            text,
+            full_text,
+            attachments,
+            headers: self.headers,
+            is_report,
+        }
+    }
+}
+
+fn is_report_type(main: &str, sub: &str) -> bool {
+    let (main, sub) = (main.to_ascii_lowercase(), sub.to_ascii_lowercase());
+    (main == "multipart" && sub == "report")
+        || (main == "message" && (sub == "delivery-status" || sub == "disposition-notification"))
+}
+
+fn attachment(name: &str, content_type: &str, contents: &[u8], limits: &Limits) -> Attachment {
+    let name = sanitise_name(if name.is_empty() { "attachment" } else { name });
+    // Shown to the agent: one bounded line.
+    let content_type: String = content_type
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(100)
+        .collect::<String>()
+        .trim()
+        .to_ascii_lowercase();
+    let content_type = if content_type.is_empty() {
+        "application/octet-stream".to_owned()
+    } else {
+        content_type
+    };
+    let text = (is_text_like(&name, &content_type)
+        && contents.len() <= limits.max_text_attachment_bytes)
+        .then(|| String::from_utf8_lossy(contents).into_owned());
+    Attachment {
+        name,
+        content_type,
+        size: contents.len(),
         text,
-        full_text,
-        attachments,
-        headers,
-        is_report,
-    })
+    }
 }
 
 /// How deep multiparts nest below part `id`.
@@ -315,6 +490,30 @@ mod tests {
         ));
         assert!(m.text.contains("Café ouvert"), "{:?}", m.text);
         assert!(!m.text.contains('<'), "{:?}", m.text);
+    }
+
+    #[test]
+    fn an_unknown_charset_or_broken_base64_still_gives_a_message() {
+        let m = parse_ok(concat!(
+            "From: a@example.com\r\n",
+            "Subject: =?x-no-such-charset?q?caf=E9?=\r\n",
+            "Content-Type: multipart/mixed; boundary=\"b\"\r\n",
+            "\r\n",
+            "--b\r\n",
+            "Content-Type: text/plain; charset=x-no-such-charset\r\n",
+            "\r\n",
+            "plain words\r\n",
+            "--b\r\n",
+            "Content-Type: application/pdf; name=\"r.pdf\"\r\n",
+            "Content-Transfer-Encoding: base64\r\n",
+            "Content-Disposition: attachment; filename=\"r.pdf\"\r\n",
+            "\r\n",
+            "!!not*base64!!\r\n",
+            "--b--\r\n",
+        ));
+        assert_eq!(m.text, "plain words");
+        assert_eq!(m.attachments.len(), 1);
+        assert_eq!(m.attachments[0].name, "r.pdf");
     }
 
     #[test]

@@ -28,6 +28,8 @@ pub enum Skip {
     MailSystem(String),
     #[error("our own mail")]
     OwnMail,
+    #[error("another Warden instance's mail ({LOOP_HEADER}: {0})")]
+    OtherWarden(String),
 }
 
 /// Local parts that belong to mail systems.
@@ -42,8 +44,16 @@ const DAEMONS: &[&str] = &[
 /// `Ok` when the message may be answered; `own` are the addresses Warden
 /// sends from.
 pub fn check(m: &Inbound, own: &[String]) -> Result<(), Skip> {
-    if m.header("x-warden-loop").is_some() {
-        return Err(Skip::OwnMail);
+    if let Some(instance) = m.header("x-warden-loop") {
+        let ours = own.iter().any(|a| {
+            a.rsplit_once('@')
+                .is_some_and(|(_, d)| d.eq_ignore_ascii_case(instance.trim()))
+        });
+        return Err(if ours {
+            Skip::OwnMail
+        } else {
+            Skip::OtherWarden(instance.trim().chars().take(100).collect())
+        });
     }
     if own.iter().any(|a| a.eq_ignore_ascii_case(&m.from)) {
         return Err(Skip::OwnMail);
@@ -125,6 +135,10 @@ mod tests {
             ("X-Autoreply: yes\r\n".into(), Skip::AutoResponder("X-Autoreply")),
             ("Return-Path: <>\r\n".into(), Skip::MailSystem("the null sender <>".into())),
             ("X-Warden-Loop: warden.test\r\n".into(), Skip::OwnMail),
+            (
+                "X-Warden-Loop: other-warden.test\r\n".into(),
+                Skip::OtherWarden("other-warden.test".into()),
+            ),
             (
                 "Content-Type: multipart/report; report-type=delivery-status; boundary=\"r\"\r\n\r\n--r\r\nContent-Type: text/plain\r\n\r\nfailed\r\n--r\r\nContent-Type: message/delivery-status\r\n\r\nStatus: 5.1.1\r\n--r--\r\n".into(),
                 Skip::Report,

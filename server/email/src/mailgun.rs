@@ -1,11 +1,18 @@
-//! Mailgun's webhook signature: `signature` is the hex HMAC-SHA256 of
-//! `timestamp + token` under the webhook signing key. Compared in constant
-//! time; timestamps more than [`MAX_SKEW_SECS`] away are refused. A token
-//! must also never be accepted twice: the caller stores it with the
-//! message (the inbox's unique key) and refuses a repeat.
+//! Mailgun's route posts. The signature: `signature` is the hex
+//! HMAC-SHA256 of `timestamp + token` under the webhook signing key,
+//! compared in constant time; timestamps more than [`MAX_SKEW_SECS`] away
+//! are refused. A token must also never be accepted twice: the caller
+//! claims it (the channel core's nonces) and refuses a repeat.
+//!
+//! The message: a route whose URL ends in `mime` posts the raw message as
+//! `body-mime`; any other posts it parsed (`message-headers` as JSON
+//! pairs, `body-plain`, `body-html`, `attachment-N` files).
 
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
+
+use crate::form::Form;
+use crate::inbound::{self, Inbound, Limits, Parts, RawAttachment};
 
 pub const MAX_SKEW_SECS: i64 = 300;
 
@@ -55,6 +62,52 @@ pub fn verify(
     mac.update(token.as_bytes());
     mac.verify_slice(&expected)
         .map_err(|_| SignatureError::Mismatch)
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MailgunError {
+    #[error("the post has neither body-mime nor message-headers")]
+    NoMessage,
+    #[error("message-headers is not a JSON list of [name, value] pairs")]
+    Headers,
+    #[error(transparent)]
+    Parse(#[from] inbound::ParseError),
+}
+
+/// The post's `timestamp`, `token` and `signature` (empty where missing).
+pub fn credentials(form: &Form) -> (String, String, String) {
+    let get = |k| form.text(k).unwrap_or_default();
+    (get("timestamp"), get("token"), get("signature"))
+}
+
+pub fn message(form: &Form, limits: &Limits) -> Result<Inbound, MailgunError> {
+    if let Some(raw) = form.bytes("body-mime") {
+        return Ok(inbound::parse(raw, limits)?);
+    }
+    let headers = form
+        .bytes("message-headers")
+        .ok_or(MailgunError::NoMessage)?;
+    let mut pairs: Vec<(String, String)> =
+        serde_json::from_slice(headers).map_err(|_| MailgunError::Headers)?;
+    if !pairs.iter().any(|(n, _)| n.eq_ignore_ascii_case("from"))
+        && let Some(from) = form.text("from")
+    {
+        pairs.push(("From".into(), from));
+    }
+    let parts = Parts {
+        header_block: inbound::header_block(&pairs),
+        text: form.text("body-plain"),
+        html: form.text("body-html"),
+        attachments: form
+            .files("attachment-")
+            .map(|f| RawAttachment {
+                name: f.file_name.clone().unwrap_or_default(),
+                content_type: f.content_type.clone().unwrap_or_default(),
+                data: f.data.clone(),
+            })
+            .collect(),
+    };
+    Ok(inbound::from_parts(&parts, limits)?)
 }
 
 /// What Mailgun sends, for tests and test doubles.

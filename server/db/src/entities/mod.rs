@@ -7,6 +7,7 @@ pub mod channel_conversation;
 pub mod channel_identity;
 pub mod channel_inbox;
 pub mod channel_message;
+pub mod channel_nonce;
 pub mod channel_outbox;
 pub mod channel_turn;
 pub mod plugin;

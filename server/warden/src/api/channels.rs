@@ -26,7 +26,10 @@ pub async fn status(
     }
     let mut email = Vec::new();
     for conn in &channels.email {
-        email.push(health(&channels, conn.as_ref(), &conn.config.agent).await?);
+        let mut h = health(&channels, conn.as_ref(), &conn.config.agent).await?;
+        h["provider"] = json!(conn.config.provider.as_str());
+        h["approvers"] = json!(conn.config.approvers.len());
+        email.push(h);
     }
     Ok(Json(json!({ "slack": slack, "email": email })))
 }

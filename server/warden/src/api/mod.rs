@@ -161,10 +161,17 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         .and_then(|c| c.email.iter().map(|e| e.config.max_body_bytes).max())
         .unwrap_or(max_body_bytes)
         .max(max_body_bytes);
-    let email = Router::new().route(
-        "/{name}/inbound",
-        post(crate::channels::email::routes::inbound).layer(DefaultBodyLimit::max(mail_limit)),
-    );
+    let email = Router::new()
+        .route(
+            "/{name}/inbound",
+            post(crate::channels::email::routes::inbound).layer(DefaultBodyLimit::max(mail_limit)),
+        )
+        // A signed link, not an API key, authorises a decision.
+        .route(
+            "/{name}/approval",
+            get(crate::channels::email::approvals::show)
+                .post(crate::channels::email::approvals::decide),
+        );
 
     Router::new()
         .route("/healthz", get(healthz))

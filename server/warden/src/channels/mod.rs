@@ -1,8 +1,8 @@
 //! The channels agents are reached through: the channel core
 //! (`warden-channels`: inbox, conversations, identities, outbox, the
 //! dispatcher) with its connections, and each channel's HTTP routes.
-//! Slack is [`slack`]; email is [`email`] (raw MIME in, SMTP out; the
-//! provider webhook formats and approvals by mail are still to come).
+//! Slack is [`slack`]; email is [`email`] (raw MIME, Mailgun, Postmark or
+//! SendGrid posts in, SMTP out, approvals by signed links).
 
 pub mod email;
 pub mod slack;

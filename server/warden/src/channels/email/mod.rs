@@ -1,24 +1,38 @@
 //! One mailbox as a channel connection: inbound mail arrives at
-//! `routes.rs`, replies leave by SMTP (`smtp.rs`) through the outbox,
-//! threaded under the message they answer.
+//! `routes.rs` (in the provider's format, `providers.rs`), replies leave by
+//! SMTP (`smtp.rs`) through the outbox, threaded under the message they
+//! answer; a run that needs approval mails the approvers links to a
+//! confirmation page (`approvals.rs`).
 
+pub mod approvals;
+mod providers;
 pub mod routes;
 mod smtp;
 
+use anyhow::Context;
 use serde_json::{Value, json};
 
 use warden_channels::messages::MessageIds;
+use warden_channels::nonces::Nonces;
 use warden_channels::{ApprovalNeeded, Channel, Delivery, Message, Outcome, Outgoing};
+use warden_email::approval::{self, Claims, Decision};
 use warden_email::config::EmailConfig;
 use warden_email::reply;
+
+/// Shortest accepted approval-link secret.
+const MIN_SECRET_BYTES: usize = 32;
 
 pub struct EmailConnection {
     pub config: EmailConfig,
     /// The inbound webhook's basic-auth credentials; never logged.
-    inbound_user: String,
-    inbound_password: String,
+    inbound_auth: Option<(String, String)>,
+    /// Mailgun's webhook signing key; never logged.
+    signing_key: Option<String>,
+    /// Signs approval links; never logged.
+    link_secret: Option<Vec<u8>>,
     smtp: smtp::Smtp,
     pub ids: MessageIds,
+    pub nonces: Nonces,
 }
 
 impl EmailConnection {
@@ -27,15 +41,34 @@ impl EmailConnection {
         db: sea_orm::DatabaseConnection,
         env: &impl Fn(&str) -> Option<String>,
     ) -> anyhow::Result<Self> {
-        let inbound_user = config.read_env(&config.inbound_user_env, env)?;
-        let inbound_password = config.read_env(&config.inbound_password_env, env)?;
-        let smtp = smtp::Smtp::new(&config, env)?;
+        let inbound_auth = match (&config.inbound_user_env, &config.inbound_password_env) {
+            (Some(u), Some(p)) => Some((config.read_env(u, env)?, config.read_env(p, env)?)),
+            _ => None,
+        };
+        let signing_key = match &config.signing_key_env {
+            Some(var) => Some(config.read_env(var, env)?),
+            None => None,
+        };
+        let link_secret = match &config.approval_secret_env {
+            Some(var) => {
+                let secret = config.read_env(var, env)?;
+                anyhow::ensure!(
+                    secret.len() >= MIN_SECRET_BYTES,
+                    "{var} must hold at least {MIN_SECRET_BYTES} bytes (approval links are signed with it)"
+                );
+                Some(secret.into_bytes())
+            }
+            None => None,
+        };
+        let smtp = smtp::Smtp::new(&config, env).context("setting up SMTP")?;
         Ok(Self {
             config,
-            inbound_user,
-            inbound_password,
+            inbound_auth,
+            signing_key,
+            link_secret,
             smtp,
-            ids: MessageIds::new(db),
+            ids: MessageIds::new(db.clone()),
+            nonces: Nonces::new(db),
         })
     }
 
@@ -87,6 +120,74 @@ impl EmailConnection {
     }
 }
 
+impl EmailConnection {
+    /// The mail asking `approver` to decide: what the agent wants to call,
+    /// with the arguments as the policies let them through and the rule
+    /// that asked, and one link per decision. A link only opens a page; the
+    /// page's button decides (mail scanners follow links).
+    fn approval_request(
+        &self,
+        secret: &[u8],
+        base: &str,
+        approver: &str,
+        needed: &ApprovalNeeded,
+    ) -> Outgoing {
+        let expires = chrono::Utc::now().timestamp()
+            + i64::try_from(self.config.approval_ttl_secs).unwrap_or(i64::MAX / 2);
+        let link = |decision: Decision| {
+            let token = approval::sign(
+                secret,
+                &Claims {
+                    connection: self.config.name.clone(),
+                    run_id: needed.run_id.clone(),
+                    pause: needed.pause,
+                    approver: approver.to_ascii_lowercase(),
+                    decision,
+                    expires,
+                    nonce: uuid::Uuid::new_v4().simple().to_string(),
+                },
+            );
+            approvals::link(base, &self.config.name, &token)
+        };
+        let text = format!(
+            "Agent {agent} wants to call the tool {tool} and needs your decision (run {run}).\n\n\
+             Arguments:\n{args}\n\n\
+             Why it asks: {rule}\n\n\
+             Approve: {approve}\n\n\
+             Reject: {reject}\n\n\
+             Each link opens a page where you confirm; it works once and expires {when}.",
+            agent = needed.agent,
+            tool = needed.tool,
+            run = needed.run_id,
+            args = needed.arguments,
+            rule = needed.rule,
+            approve = link(Decision::Approve),
+            reject = link(Decision::Reject),
+            when = chrono::DateTime::from_timestamp(expires, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default(),
+        );
+        let message_id =
+            reply::message_id(&uuid::Uuid::new_v4().simple().to_string(), self.domain());
+        Outgoing {
+            kind: "mail".into(),
+            target: json!({
+                "to": approver,
+                "subject": reply::header_safe(&format!(
+                    "Approval needed: {} wants to call {}",
+                    needed.agent, needed.tool
+                )),
+                "message_id": message_id,
+                // Not a conversation: a reply to it is not a request.
+                "thread_key": Value::Null,
+            }),
+            body: json!({ "text": text }),
+            after_placeholder: false,
+            progress: false,
+        }
+    }
+}
+
 #[async_trait::async_trait]
 impl Channel for EmailConnection {
     fn channel(&self) -> &'static str {
@@ -123,34 +224,39 @@ impl Channel for EmailConnection {
     }
 
     fn approval(&self, msg: &Message, needed: &ApprovalNeeded) -> Vec<Outgoing> {
-        // Approval links by mail are not built yet: the asker learns that
-        // the run waits; approvers decide through the API.
-        vec![self.reply(
+        let mut out = vec![self.reply(
             msg,
             &format!(
                 "Your request needs an approver's decision before the agent may call {} (run {}).\n\
                  You will get the answer by mail once it is decided.",
                 needed.tool, needed.run_id
             ),
-        )]
+        )];
+        // Without approvers by mail the run waits for the API (or console).
+        if let (Some(secret), Some(base)) = (&self.link_secret, self.config.public_url.as_deref()) {
+            for approver in &self.config.approvers {
+                out.push(self.approval_request(secret, base, approver, needed));
+            }
+        }
+        out
     }
 
     async fn deliver(&self, kind: &str, target: &Value, body: &Value, _: Option<&str>) -> Delivery {
         if kind != "mail" {
             return Delivery::Failed(format!("nothing to deliver a {kind:?} message to"));
         }
-        let (Some(message_id), Some(thread), Some(to)) = (
+        let (Some(message_id), Some(to)) = (
             target.get("message_id").and_then(Value::as_str),
-            target.get("thread_key").and_then(Value::as_str),
             target.get("to").and_then(Value::as_str),
         ) else {
             return Delivery::Failed("the reply has no recipient or id".into());
         };
         // Before it is sent: the answer to it must find its thread.
-        if let Err(e) = self
-            .ids
-            .record("email", &self.config.name, message_id, thread, to)
-            .await
+        if let Some(thread) = target.get("thread_key").and_then(Value::as_str)
+            && let Err(e) = self
+                .ids
+                .record("email", &self.config.name, message_id, thread, to)
+                .await
         {
             return Delivery::Retry {
                 error: format!("recording the reply's id: {e}"),

@@ -1,14 +1,17 @@
-//! `POST /channels/email/{name}/inbound`: one raw message
-//! (`message/rfc822`) per request, behind HTTP basic auth. Parsed before
-//! anything is stored; acknowledged (200) only once it is in the inbox.
-//! Mail that is not answered (a sender outside `allowed_senders`, an
-//! auto-reply, a bounce, list mail, our own mail) is stored as ignored,
-//! with why, and acknowledged so the provider does not retry it.
+//! `POST /channels/email/{name}/inbound`: one message per request, in the
+//! mailbox's provider format (`providers.rs`), behind HTTP basic auth or
+//! Mailgun's signature. Parsed before anything is stored; acknowledged
+//! (200) only once it is in the inbox. Mail that is not answered (a sender
+//! outside `allowed_senders`, an auto-reply, a bounce, list mail, our own
+//! mail) is stored as ignored, with why, and acknowledged so the provider
+//! does not retry it; a post that can never be taken is answered with the
+//! provider's "do not retry" status.
 
 use std::sync::Arc;
 
 use axum::Json;
 use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -16,13 +19,19 @@ use base64::Engine as _;
 use serde_json::json;
 
 use super::EmailConnection;
+use super::providers::{self, Refusal};
 use crate::api::AppState;
 use crate::api::error::ApiError;
+use warden_channels::nonces::Claim;
 use warden_channels::{Accepted, Message, NewItem};
-use warden_email::inbound::{self, Inbound, Limits};
+use warden_email::inbound::Inbound;
 use warden_email::loops;
 
-fn connection(state: &AppState, name: &str) -> Result<Arc<EmailConnection>, ApiError> {
+/// What Mailgun tokens are recorded as (for as long as their timestamp
+/// could still verify).
+const MAILGUN_TOKEN: &str = "mailgun-token";
+
+pub(super) fn connection(state: &AppState, name: &str) -> Result<Arc<EmailConnection>, ApiError> {
     state
         .channels
         .as_ref()
@@ -39,7 +48,12 @@ fn same(a: &[u8], b: &[u8]) -> bool {
     diff == 0
 }
 
-fn authorised(conn: &EmailConnection, headers: &HeaderMap) -> bool {
+/// Whether the request carries the mailbox's basic-auth credentials (true
+/// when it has none configured: Mailgun's signature is then the proof).
+pub(super) fn authorised(conn: &EmailConnection, headers: &HeaderMap) -> bool {
+    let Some((user, password)) = &conn.inbound_auth else {
+        return true;
+    };
     let Some(value) = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -53,10 +67,10 @@ fn authorised(conn: &EmailConnection, headers: &HeaderMap) -> bool {
     let Some(colon) = decoded.iter().position(|b| *b == b':') else {
         return false;
     };
-    let (user, password) = (&decoded[..colon], &decoded[colon + 1..]);
+    let (u, p) = (&decoded[..colon], &decoded[colon + 1..]);
     // Both compared, whatever the first says.
-    let u = same(user, conn.inbound_user.as_bytes());
-    let p = same(password, conn.inbound_password.as_bytes());
+    let u = same(u, user.as_bytes());
+    let p = same(p, password.as_bytes());
     u & p
 }
 
@@ -83,9 +97,12 @@ pub async fn inbound(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    body: Bytes,
+    // A body over the route's limit is answered in the provider's terms,
+    // not with the router's plain 413.
+    body: Result<Bytes, BytesRejection>,
 ) -> Result<Response, ApiError> {
     let conn = connection(&state, &name)?;
+    let provider = conn.config.provider;
     if !authorised(&conn, &headers) {
         let mut r =
             ApiError::unauthorized("wrong or missing credentials for this mailbox").into_response();
@@ -95,43 +112,79 @@ pub async fn inbound(
         );
         return Ok(r);
     }
-    if body.len() > conn.config.max_body_bytes {
-        return Err(ApiError::new(
+    let too_large = || {
+        Refusal::Rejected(
             StatusCode::PAYLOAD_TOO_LARGE,
-            "invalid_request_error",
             format!(
                 "a message is limited to {} bytes",
                 conn.config.max_body_bytes
             ),
-        ));
-    }
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("");
-    if !content_type
-        .split(';')
-        .next()
-        .is_some_and(|t| t.trim().eq_ignore_ascii_case("message/rfc822"))
-    {
-        return Err(ApiError::new(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "invalid_request_error",
-            "send the raw message as message/rfc822",
-        ));
-    }
-    let limits = Limits {
-        max_text_attachment_bytes: conn.config.max_text_attachment_bytes,
-        ..Limits::default()
+        )
     };
-    let m = inbound::parse(&body, &limits)
-        .map_err(|e| ApiError::bad_request(format!("not a message Warden can read: {e}")))?;
+    let body = match body {
+        Ok(b) if b.len() <= conn.config.max_body_bytes => b,
+        Ok(_) => return Err(too_large().into_error(provider)),
+        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+            return Err(too_large().into_error(provider));
+        }
+        Err(e) => {
+            return Err(Refusal::Rejected(
+                StatusCode::BAD_REQUEST,
+                format!("reading the body: {e}"),
+            )
+            .into_error(provider));
+        }
+    };
+    let now = chrono::Utc::now().timestamp();
+    let decoded = providers::decode(&conn, &headers, body, now)
+        .await
+        .map_err(|r| r.into_error(provider))?;
+    // A signed post is taken once: a replay carries a valid signature.
+    if let Some(token) = &decoded.mailgun_token {
+        let window = chrono::Duration::seconds(2 * warden_email::mailgun::MAX_SKEW_SECS);
+        conn.nonces
+            .prune(MAILGUN_TOKEN, chrono::Utc::now() - window)
+            .await?;
+        if let Claim::Used { .. } = conn
+            .nonces
+            .claim("email", &conn.config.name, MAILGUN_TOKEN, token, None)
+            .await?
+        {
+            tracing::warn!(connection = %conn.config.name, "email: a Mailgun token was used again");
+            return Err(
+                Refusal::Unauthorized("this Mailgun token was already used".into())
+                    .into_error(provider),
+            );
+        }
+    }
+    match store(&state, &conn, &decoded.inbound).await {
+        Ok(status) => Ok(Json(json!({ "status": status })).into_response()),
+        Err(e) => {
+            // Not stored: the provider's retry (with this token, if it
+            // resends one) must be taken.
+            if let Some(token) = &decoded.mailgun_token {
+                let _ = conn
+                    .nonces
+                    .release("email", &conn.config.name, MAILGUN_TOKEN, token)
+                    .await;
+            }
+            Err(e)
+        }
+    }
+}
+
+/// Stores the message in the inbox (answered, or ignored with why).
+async fn store(
+    state: &AppState,
+    conn: &EmailConnection,
+    m: &Inbound,
+) -> Result<&'static str, ApiError> {
     let channels = state
         .channels
         .clone()
         .ok_or_else(|| ApiError::not_found("no channel is configured"))?;
     let skip = if conn.config.allows(&m.from) {
-        loops::check(&m, &conn.config.addresses)
+        loops::check(m, &conn.config.addresses)
             .err()
             .map(|s| s.to_string())
     } else {
@@ -159,6 +212,9 @@ pub async fn inbound(
                 Some(t) => t,
                 None => format!("mail:{}", m.key),
             };
+            // Recorded before the item (a reply may arrive as soon as it
+            // is answered); idempotent, so a retry after a failed insert
+            // records the same.
             if let Some(id) = &m.message_id {
                 ids.record("email", &conn.config.name, id, &thread, &m.from)
                     .await?;
@@ -168,7 +224,7 @@ pub async fn inbound(
                 external_user: m.from.clone(),
                 display_name: m.from_name.clone(),
                 agent: conn.config.agent.clone(),
-                text: agent_text(&m),
+                text: agent_text(m),
                 reply_to: json!({
                     "to": m.from,
                     "subject": m.subject,
@@ -187,13 +243,12 @@ pub async fn inbound(
             }
         }
     };
-    let status = match channels.dispatcher.inbox.accept(item).await? {
+    Ok(match channels.dispatcher.inbox.accept(item).await? {
         Accepted::New(_) => {
             channels.dispatcher.wake();
             "accepted"
         }
         Accepted::Ignored(_) => "ignored",
         Accepted::Duplicate => "duplicate",
-    };
-    Ok(Json(json!({ "status": status })).into_response())
+    })
 }

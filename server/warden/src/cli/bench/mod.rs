@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod chat;
+pub mod email;
 pub mod governance;
 pub mod plugins;
 pub mod slack;
@@ -24,6 +25,8 @@ pub enum BenchCommand {
     Agents(agents::AgentBenchArgs),
     /// Measure Slack event acknowledgement while the model is busy.
     Slack(slack::SlackBenchArgs),
+    /// Measure inbound mail throughput and inbound-to-SMTP latency.
+    Email(email::EmailBenchArgs),
 }
 
 impl BenchCommand {
@@ -40,6 +43,7 @@ impl BenchCommand {
             BenchCommand::Governance(args) => governance::run(config()?, args).await,
             BenchCommand::Agents(args) => agents::run(config()?, args).await,
             BenchCommand::Slack(args) => slack::run(config()?, args).await,
+            BenchCommand::Email(args) => email::run(config()?, args).await,
         }
     }
 }
