@@ -1,5 +1,6 @@
 # The two set-up commands in README.md are `make run` and `make test`.
-# Both work on a machine with only the Rust toolchain, Python/pip and PostgreSQL.
+# Both work on a machine with only the Rust toolchain, Python/pip, Node.js/npm
+# and PostgreSQL (`make test` installs Debian's chromium for the browser test).
 
 CARGO_TARGET_DIR ?= $(CURDIR)/target
 export CARGO_TARGET_DIR
@@ -12,7 +13,7 @@ WASM_TARGET := wasm32-wasip2
 WASM_OUT := $(CARGO_TARGET_DIR)/$(WASM_TARGET)/release
 PLUGINS := document chatbot coding
 
-.PHONY: run test toolchain venv build plugins guests lint
+.PHONY: run test toolchain venv browser build plugins guests lint
 
 toolchain:
 	rustup target add $(WASM_TARGET)
@@ -48,10 +49,18 @@ venv:
 	test -x $(VENV)/bin/python || python3 -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --disable-pip-version-check "$(OPENAI_PY)" "$(AIOSMTPD_PY)"
 
+# The console's browser test: Debian's chromium (no browser is downloaded)
+# driven by playwright-core from npm.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser:
+	command -v chromium >/dev/null || ($(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium)
+	cd tests/browser && npm install --no-package-lock --no-audit --no-fund --silent
+
 # Runs the whole test suite: unit tests (host and plugins), then the
 # integration suite against real servers with the real model, real wasm
 # plugins, SQLite and the local PostgreSQL.
-test: build plugins guests venv
+test: build plugins guests venv browser
 	bash tests/scripts/layering.sh
 	$(WARDEN) model fetch
 	cargo test --manifest-path plugins/Cargo.toml --workspace

@@ -12,6 +12,7 @@ mod m20261130_000004_agents;
 mod m20261203_000005_channels;
 mod m20261203_000006_channel_messages;
 mod m20261204_000007_channel_nonces;
+mod m20261204_000008_console_sessions;
 
 pub struct Migrator;
 
@@ -26,6 +27,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000005_channels::Migration),
             Box::new(m20261203_000006_channel_messages::Migration),
             Box::new(m20261204_000007_channel_nonces::Migration),
+            Box::new(m20261204_000008_console_sessions::Migration),
         ]
     }
 }

@@ -5,6 +5,7 @@
 mod agents;
 mod api_bad_input;
 mod api_chat;
+mod console;
 mod email;
 mod governance_audit;
 mod governance_chat;

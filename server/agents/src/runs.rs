@@ -28,6 +28,17 @@ pub enum RunStatus {
 }
 
 impl RunStatus {
+    pub const ALL: [RunStatus; 8] = [
+        RunStatus::Running,
+        RunStatus::Completed,
+        RunStatus::Blocked,
+        RunStatus::MaxSteps,
+        RunStatus::TimedOut,
+        RunStatus::Failed,
+        RunStatus::AwaitingApproval,
+        RunStatus::Cancelled,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             RunStatus::Running => "running",
@@ -311,6 +322,58 @@ impl RunStore {
             .limit(limit)
             .all(&self.db)
             .await
+    }
+
+    /// One page of runs, newest first, older than `before` (a run's
+    /// `created_at` and id: a keyset, so a page costs the same however deep).
+    pub async fn page(
+        &self,
+        agent: Option<&str>,
+        status: Option<&str>,
+        before: Option<(chrono::DateTime<chrono::Utc>, String)>,
+        limit: u64,
+    ) -> Result<Vec<agent_run::Model>, DbErr> {
+        use sea_orm::Condition;
+        let mut q = agent_run::Entity::find();
+        if let Some(a) = agent {
+            q = q.filter(agent_run::Column::Agent.eq(a));
+        }
+        if let Some(s) = status {
+            q = q.filter(agent_run::Column::Status.eq(s));
+        }
+        if let Some((at, id)) = before {
+            q = q.filter(
+                Condition::any()
+                    .add(agent_run::Column::CreatedAt.lt(at))
+                    .add(
+                        Condition::all()
+                            .add(agent_run::Column::CreatedAt.eq(at))
+                            .add(agent_run::Column::Id.lt(id)),
+                    ),
+            );
+        }
+        q.order_by_desc(agent_run::Column::CreatedAt)
+            .order_by_desc(agent_run::Column::Id)
+            .limit(limit)
+            .all(&self.db)
+            .await
+    }
+
+    /// Runs started since `t`, and the tokens they used.
+    pub async fn since(&self, t: chrono::DateTime<chrono::Utc>) -> Result<(u64, i64), DbErr> {
+        let rows: Vec<(i32, i32)> = agent_run::Entity::find()
+            .select_only()
+            .column(agent_run::Column::PromptTokens)
+            .column(agent_run::Column::CompletionTokens)
+            .filter(agent_run::Column::CreatedAt.gte(t))
+            .into_tuple()
+            .all(&self.db)
+            .await?;
+        let tokens = rows
+            .iter()
+            .map(|(p, c)| i64::from(*p) + i64::from(*c))
+            .sum();
+        Ok((rows.len() as u64, tokens))
     }
 }
 

@@ -67,6 +67,7 @@ pub struct Config {
     /// `[[agents]]`; none means the three shipped agents.
     pub agents: Vec<AgentSpec>,
     pub channels: ChannelsConfig,
+    pub console: crate::console::ConsoleConfig,
 }
 
 /// `[channels]`: the Slack apps (and, next, mailboxes) agents answer on,

@@ -11,6 +11,7 @@ mod api;
 mod channels;
 mod cli;
 mod config;
+mod console;
 mod keys;
 mod metrics;
 mod models;

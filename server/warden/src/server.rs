@@ -117,6 +117,7 @@ pub fn app_state(
         agents,
     );
     state.stream_hold_back = config.policies.stream_hold_back_bytes;
+    state.console = config.console.clone();
     state.channels =
         crate::channels::Channels::build(&config.channels, db, state.agents.clone(), env)?;
     Ok((state, log_writer))

@@ -10,6 +10,7 @@ pub mod channel_message;
 pub mod channel_nonce;
 pub mod channel_outbox;
 pub mod channel_turn;
+pub mod console_session;
 pub mod plugin;
 pub mod plugin_event;
 pub mod plugin_kv;

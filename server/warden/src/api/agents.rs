@@ -18,7 +18,9 @@ use super::auth::require_admin;
 use super::error::ApiError;
 use super::json::ApiJson;
 use crate::keys::{Principal, Role};
-use warden_agents::{AgentSpec, Resolution, RunError, RunReport, RunRequest, runs::run_view};
+use warden_agents::{
+    AgentSpec, Resolution, RunError, RunReport, RunRequest, RunStatus, runs::run_view,
+};
 use warden_db::entities::{agent_run, run_step};
 
 const MAX_MESSAGE_BYTES: usize = 64 * 1024;
@@ -294,24 +296,80 @@ async fn decide(
             "reason must be at most 2000 bytes",
         ));
     }
+    let report = run_decision(&state, &id, approved, &principal.name, reason).await?;
+    Ok(Json(report_view(&report)))
+}
+
+/// Decides a paused run's pending call: the API's and the console's one
+/// way in (the run's approval step and its audit record name `by`).
+pub(crate) async fn run_decision(
+    state: &AppState,
+    id: &str,
+    approved: bool,
+    by: &str,
+    reason: Option<String>,
+) -> Result<warden_agents::RunReport, ApiError> {
     let svc = &state.agents;
     let (run, _) = svc
         .runner
         .runs
-        .get(&id)
+        .get(id)
         .await?
-        .ok_or_else(|| RunError::NotFound(id.clone()))?;
+        .ok_or_else(|| RunError::NotFound(id.to_owned()))?;
     let agent = svc.catalog.get(&run.agent).await?;
     let resolution = Resolution {
         approved,
-        by: principal.name.clone(),
+        by: by.to_owned(),
         reason,
     };
     let agents = state.agents.clone();
-    let report =
+    let id = id.to_owned();
+    // Detached: a client that goes away does not stop the run half-way.
+    Ok(
         tokio::spawn(async move { agents.runner.resume(&id, &agent, resolution, None).await })
-            .await??;
-    Ok(Json(report_view(&report)))
+            .await??,
+    )
+}
+
+/// How a decision from the console came out.
+pub(crate) enum DecideError {
+    /// Not waiting (any more): its status and who decided last.
+    Already {
+        status: String,
+        by: Option<String>,
+    },
+    Api(ApiError),
+}
+
+/// [`run_decision`], telling "someone got there first" apart.
+pub(crate) async fn decide_run(
+    state: &AppState,
+    id: &str,
+    approved: bool,
+    by: &str,
+    reason: Option<String>,
+) -> Result<String, DecideError> {
+    match run_decision(state, id, approved, by, reason).await {
+        Ok(report) => Ok(report.status.as_str().to_owned()),
+        Err(e) => {
+            let Ok(Some((run, steps))) = state.agents.runner.runs.get(id).await else {
+                return Err(DecideError::Api(e));
+            };
+            if run.status == RunStatus::AwaitingApproval.as_str() {
+                return Err(DecideError::Api(e));
+            }
+            let by = steps
+                .iter()
+                .rev()
+                .find(|s| s.kind == warden_agents::StepKind::Approval.as_str())
+                .and_then(|s| serde_json::from_str::<Value>(&s.detail).ok())
+                .and_then(|d| d.get("by").and_then(|b| b.as_str()).map(str::to_owned));
+            Err(DecideError::Already {
+                status: run.status,
+                by,
+            })
+        }
+    }
 }
 
 /// Cancels a running or paused run (admins, or the key that started it).

@@ -2,7 +2,7 @@
 //! open `/healthz` and `/metrics`.
 
 mod agent_chat;
-mod agents;
+pub(crate) mod agents;
 mod auth;
 mod channels;
 mod chat;
@@ -18,7 +18,7 @@ pub mod request_log;
 mod slack_tests;
 mod sse;
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;
 pub mod wire;
 
 use std::sync::Arc;
@@ -59,8 +59,9 @@ pub struct AppState {
     pub agents: Arc<AgentService>,
     /// Bytes a streamed answer is held back for the output check.
     pub stream_hold_back: usize,
-    /// Slack (and next, email) connections; `None` when none is configured.
+    /// Slack and email connections; `None` when none is configured.
     pub channels: Option<Arc<crate::channels::Channels>>,
+    pub console: crate::console::ConsoleConfig,
 }
 
 impl AppState {
@@ -86,6 +87,7 @@ impl AppState {
             agents,
             stream_hold_back: 64,
             channels: None,
+            console: crate::console::ConsoleConfig::default(),
         }
     }
 }
@@ -173,7 +175,15 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
                 .post(crate::channels::email::approvals::decide),
         );
 
-    Router::new()
+    let console_on = state.console.enabled;
+    let console = crate::console::router(state.clone());
+    let router = Router::new();
+    let router = if console_on {
+        router.nest("/console", console)
+    } else {
+        router
+    };
+    router
         .route("/healthz", get(healthz))
         .nest("/channels/slack", slack)
         .nest("/channels/email", email)

@@ -29,7 +29,7 @@ use super::{AppState, router};
 use crate::keys::{self, Role};
 
 const MODEL: &str = "scripted";
-pub(super) const MAX_BODY: usize = 8192;
+pub(crate) const MAX_BODY: usize = 8192;
 
 struct TestApp {
     router: Router,
@@ -42,7 +42,7 @@ struct TestApp {
 /// What every in-process test starts from: the state over a scripted
 /// backend and a fresh SQLite file in `dir` (the Slack route tests add
 /// channels to it).
-pub(super) async fn state(dir: &std::path::Path) -> (AppState, Arc<ScriptedBackend>) {
+pub(crate) async fn state(dir: &std::path::Path) -> (AppState, Arc<ScriptedBackend>) {
     let url = format!("sqlite://{}?mode=rwc", dir.join("w.db").display());
     let db = warden_db::connect(&url).await.unwrap();
     let backend = ScriptedBackend::new(MODEL, []);

@@ -1,0 +1,123 @@
+// The admin console in a real browser: Debian's chromium driven by
+// playwright-core against a running `warden serve` that
+// tests/suite/console.rs started and prepared (a paused run whose tool
+// arguments carry an XSS payload, a failed run whose input carries
+// another). Each flow saves a screenshot. Prints one JSON line per check;
+// exits non-zero on the first failure.
+//
+// Env: WARDEN_BASE, CONSOLE_KEY (an admin key for the browser), ROOT_KEY
+// (an admin key for the API), PAUSED_RUN, SHOTS (a directory).
+
+import { chromium } from "playwright-core";
+
+const base = process.env.WARDEN_BASE;
+const consoleKey = process.env.CONSOLE_KEY;
+const rootKey = process.env.ROOT_KEY;
+const pausedRun = process.env.PAUSED_RUN;
+const shots = process.env.SHOTS;
+
+function check(name, ok, detail = "") {
+  console.log(JSON.stringify({ check: name, ok, detail }));
+  if (!ok) {
+    throw new Error(`${name} failed: ${detail}`);
+  }
+}
+
+const browser = await chromium.launch({
+  executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
+  args: ["--no-sandbox", "--disable-gpu"],
+});
+let status = 0;
+try {
+  const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
+  const page = await context.newPage();
+  const dialogs = [];
+  page.on("dialog", async (d) => {
+    dialogs.push(d.message());
+    await d.dismiss();
+  });
+
+  // Log in.
+  await page.goto(`${base}/console/overview`);
+  check("unauthenticated goes to the login page", page.url().endsWith("/console/login"), page.url());
+  await page.fill("#key", consoleKey);
+  await Promise.all([page.waitForURL("**/console/overview"), page.click("button[type=submit]")]);
+  check("logged in", (await page.textContent("h1")) === "Overview");
+  await page.screenshot({ path: `${shots}/overview.png`, fullPage: true });
+
+  // Approve the paused run and see it complete.
+  await page.goto(`${base}/console/approvals`);
+  const card = page.locator("section.approval", { hasText: pausedRun });
+  check("the paused run waits", (await card.count()) === 1);
+  const args = await card.locator("pre").textContent();
+  check("its arguments show as text, inert", args.includes("<script>window.__xss=2</script>"), args);
+  await page.screenshot({ path: `${shots}/approvals.png`, fullPage: true });
+  await card.locator("input[name=reason]").fill("checked in the browser");
+  await Promise.all([
+    page.waitForURL("**/console/approvals?notice=*"),
+    card.locator("button[value=approve]").click(),
+  ]);
+  const notice = await page.textContent(".notice");
+  check("approved and completed", notice.includes("Approved run") && notice.includes("completed"), notice);
+  await page.goto(`${base}/console/runs/${pausedRun}`);
+  const runStatus = await page.textContent("dd .status");
+  check("the run page shows it completed", runStatus === "completed", runStatus);
+  const kinds = await page.locator("ol.timeline .kind").allTextContents();
+  check("its timeline has the approval and the tool call", kinds.includes("approval") && kinds.includes("tool_call"), kinds.join(","));
+  await page.screenshot({ path: `${shots}/run.png`, fullPage: true });
+
+  // The runs list renders a hostile input inert.
+  await page.goto(`${base}/console/runs`);
+  await page.screenshot({ path: `${shots}/runs.png`, fullPage: true });
+  const xss = await page.evaluate(() => window.__xss === undefined);
+  check("no payload ran", xss && dialogs.length === 0, dialogs.join("|"));
+
+  // Verify the audit chain.
+  await page.goto(`${base}/console/audit`);
+  await Promise.all([page.waitForURL("**/console/audit/verify"), page.click("text=Verify the chain")]);
+  const verified = await page.textContent(".notice");
+  check("the chain verifies", verified.startsWith("The chain verifies"), verified);
+  await page.screenshot({ path: `${shots}/audit.png`, fullPage: true });
+
+  // Framed by another page: refused (frame-ancestors 'none').
+  const framer = await context.newPage();
+  await framer.setContent(`<iframe id="f" src="${base}/console/overview" width="600" height="400"></iframe>`);
+  await framer.waitForTimeout(1000);
+  const framed = framer.frames().find((f) => f !== framer.mainFrame());
+  const framedUrl = framed ? framed.url() : "";
+  let framedText = "";
+  try {
+    framedText = framed ? await framed.evaluate(() => document.body ? document.body.innerText : "") : "";
+  } catch (e) {
+    framedText = "";
+  }
+  check("the console refuses to be framed", !framedText.includes("Overview"), `${framedUrl} ${framedText.slice(0, 80)}`);
+  await framer.close();
+
+  // A form on another site posting to the console: refused (the cookie is
+  // SameSite=Strict and the origin is checked); no key is created.
+  const attacker = await context.newPage();
+  await attacker.setContent(
+    `<form id="x" method="post" action="${base}/console/keys"><input name="name" value="evil"><input name="role" value="admin"><input name="csrf" value="guess"></form>`,
+  );
+  await Promise.all([attacker.waitForLoadState("load"), attacker.evaluate(() => document.getElementById("x").submit())]);
+  await attacker.waitForTimeout(500);
+  const answer = await attacker.content();
+  check("the cross-site post was refused", !answer.includes("Key evil created"), attacker.url());
+  await attacker.close();
+
+  // Revoking the key ends the browser's session at once.
+  const revoked = await fetch(`${base}/api/keys/console-admin`, {
+    method: "DELETE",
+    headers: { authorization: `Bearer ${rootKey}` },
+  });
+  check("the key was revoked through the API", revoked.ok, String(revoked.status));
+  await page.goto(`${base}/console/overview`);
+  check("the session ended with its key", page.url().endsWith("/console/login"), page.url());
+} catch (e) {
+  console.error(e);
+  status = 1;
+} finally {
+  await browser.close();
+}
+process.exit(status);

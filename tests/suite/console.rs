@@ -1,0 +1,139 @@
+//! The admin console in a real browser: a real `warden serve` (the
+//! scripted upstream as the model, the real chatbot plugin, a policy that
+//! pauses ticket creation), and Debian's chromium driven by playwright-core
+//! (`tests/browser/console.mjs`, installed by `make test`). The browser
+//! logs in, approves a paused run and sees it complete, verifies the audit
+//! chain, and checks that hostile data renders inert, that the console
+//! cannot be framed or posted to from another site, and that revoking the
+//! key ends the session. Screenshots land in `target/console-shots/`.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use reqwest::Method;
+use serde_json::{Value, json};
+use warden_tests::upstream::Upstream;
+use warden_tests::{Options, Server, api};
+
+use super::agents::{TICKET_APPROVAL, plugin_config};
+use super::governance_chat::policy_dir_with;
+
+fn browser_dir() -> PathBuf {
+    PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/browser"))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_browser() {
+    assert!(
+        browser_dir().join("node_modules/playwright-core").exists(),
+        "playwright-core is not installed in tests/browser (make test installs it)"
+    );
+    let policies = policy_dir_with(&[("tickets.yaml", TICKET_APPROVAL)]);
+    let up = Upstream::start().await;
+    let server = Server::start_with(Options {
+        config: format!("{}{}", up.model_config(), plugin_config()),
+        env: vec![(
+            "WARDEN_POLICIES_DIR".into(),
+            policies.path().display().to_string(),
+        )],
+        ..Options::default()
+    })
+    .unwrap();
+    let root = server.key().to_owned();
+    let agent = json!({
+        "name": "ticketer", "model": "scripted", "system_prompt": "You open tickets.",
+        "tools": ["warden.chatbot/create_ticket"],
+    });
+    let (status, body) = api(&server, Method::POST, "/agents", &root, Some(agent)).await;
+    assert_eq!(status, 201, "{body}");
+    let (status, created) = api(
+        &server,
+        Method::POST,
+        "/keys",
+        &root,
+        Some(json!({"name": "console-admin", "role": "admin"})),
+    )
+    .await;
+    assert_eq!(status, 201, "{created}");
+    let console_key = created["key"].as_str().unwrap().to_owned();
+
+    // A run that pauses on create_ticket, its arguments carrying markup.
+    let step = json!({"tool": "create_ticket", "arguments": {
+        "subject": "<img src=x onerror=\"window.__xss=1;alert(1)\">",
+        "description": "<script>window.__xss=2</script>",
+    }})
+    .to_string();
+    let (status, paused) = api(
+        &server,
+        Method::POST,
+        "/agents/ticketer/runs",
+        &root,
+        Some(json!({"message": step})),
+    )
+    .await;
+    assert_eq!(status, 200, "{paused}");
+    assert_eq!(paused["status"], "awaiting_approval", "{paused}");
+    let run_id = paused["id"].as_str().unwrap().to_owned();
+    // A run whose input is markup (the echo is no step: it fails).
+    let (status, _) = api(
+        &server,
+        Method::POST,
+        "/agents/ticketer/runs",
+        &root,
+        Some(json!({"message": "<img src=x onerror=\"window.__xss=3\">"})),
+    )
+    .await;
+    assert_eq!(status, 200);
+
+    let shots = PathBuf::from(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../target/console-shots"
+    ));
+    std::fs::create_dir_all(&shots).unwrap();
+    let out = Command::new("node")
+        .arg("console.mjs")
+        .current_dir(browser_dir())
+        .env("WARDEN_BASE", &server.base)
+        .env("CONSOLE_KEY", &console_key)
+        .env("ROOT_KEY", &root)
+        .env("PAUSED_RUN", &run_id)
+        .env("SHOTS", &shots)
+        .output()
+        .expect("node (make test installs what the browser test needs)");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "the browser flows failed:\n{stdout}\n{stderr}"
+    );
+    let checks: Vec<Value> = stdout
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect();
+    assert!(checks.len() >= 13, "every flow reported: {stdout}");
+    assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
+    for shot in ["overview", "approvals", "run", "runs", "audit"] {
+        assert!(shots.join(format!("{shot}.png")).exists(), "{shot}.png");
+    }
+
+    // What the browser did, as the API sees it.
+    let (_, run) = api(
+        &server,
+        Method::GET,
+        &format!("/runs/{run_id}"),
+        &root,
+        None,
+    )
+    .await;
+    assert_eq!(run["status"], "completed", "{run}");
+    let (_, keys) = api(&server, Method::GET, "/keys", &root, None).await;
+    let keys = keys.to_string();
+    assert!(
+        !keys.contains("\"evil\""),
+        "the cross-site post made no key: {keys}"
+    );
+    let (_, audit) = api(&server, Method::GET, "/audit?channel=approval", &root, None).await;
+    assert!(audit.to_string().contains("console-admin"), "{audit}");
+    let (_, audit) = api(&server, Method::GET, "/audit?channel=console", &root, None).await;
+    assert!(audit.to_string().contains("login"), "{audit}");
+}
