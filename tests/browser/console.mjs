@@ -79,6 +79,26 @@ try {
   check("the chain verifies", verified.startsWith("The chain verifies"), verified);
   await page.screenshot({ path: `${shots}/audit.png`, fullPage: true });
 
+  // Evaluate a policy: the secret's span is highlighted, the text redacted.
+  await page.goto(`${base}/console/policies`);
+  await page.selectOption("select[name=stage]", "input");
+  await page.fill("textarea[name=text]", "my key is AKIAIOSFODNN7EXAMPLE, keep it");
+  await Promise.all([page.waitForURL("**/console/policies/evaluate*"), page.click("text=Evaluate >> nth=-1")]);
+  const marked = await page.locator("pre.highlighted mark").allTextContents();
+  check("the matched span is highlighted", marked.includes("AKIAIOSFODNN7EXAMPLE"), marked.join("|"));
+  const redacted = await page.textContent("#redacted");
+  check("the redacted text is shown", redacted.includes("[REDACTED:aws_access_key]") && !redacted.includes("AKIA"), redacted);
+  await page.screenshot({ path: `${shots}/policies.png`, fullPage: true });
+
+  // Disable and enable a plugin.
+  await page.goto(`${base}/console/plugins`);
+  const doc = page.locator('[id="plugin-warden.document"]');
+  await Promise.all([page.waitForURL("**/console/plugins"), doc.locator("button[value=false]").click()]);
+  check("the plugin is disabled", (await doc.locator("h2 .status").textContent()) === "disabled");
+  await Promise.all([page.waitForURL("**/console/plugins"), doc.locator("button[value=true]").click()]);
+  check("the plugin is enabled again", (await doc.locator("h2 .status").textContent()) === "active");
+  await page.screenshot({ path: `${shots}/plugins.png`, fullPage: true });
+
   // Framed by another page: refused (frame-ancestors 'none').
   const framer = await context.newPage();
   await framer.setContent(`<iframe id="f" src="${base}/console/overview" width="600" height="400"></iframe>`);

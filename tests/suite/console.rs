@@ -3,7 +3,8 @@
 //! pauses ticket creation), and Debian's chromium driven by playwright-core
 //! (`tests/browser/console.mjs`, installed by `make test`). The browser
 //! logs in, approves a paused run and sees it complete, verifies the audit
-//! chain, and checks that hostile data renders inert, that the console
+//! chain, evaluates a policy and sees the span highlighted, disables and
+//! enables a plugin, and checks that hostile data renders inert, that the console
 //! cannot be framed or posted to from another site, and that revoking the
 //! key ends the session. Screenshots land in `target/console-shots/`.
 
@@ -110,9 +111,17 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    assert!(checks.len() >= 13, "every flow reported: {stdout}");
+    assert!(checks.len() >= 17, "every flow reported: {stdout}");
     assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
-    for shot in ["overview", "approvals", "run", "runs", "audit"] {
+    for shot in [
+        "overview",
+        "approvals",
+        "run",
+        "runs",
+        "audit",
+        "policies",
+        "plugins",
+    ] {
         assert!(shots.join(format!("{shot}.png")).exists(), "{shot}.png");
     }
 
@@ -135,5 +144,17 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
     let (_, audit) = api(&server, Method::GET, "/audit?channel=approval", &root, None).await;
     assert!(audit.to_string().contains("console-admin"), "{audit}");
     let (_, audit) = api(&server, Method::GET, "/audit?channel=console", &root, None).await;
-    assert!(audit.to_string().contains("login"), "{audit}");
+    let audit = audit.to_string();
+    for action in ["login", "plugin.disable", "plugin.enable"] {
+        assert!(audit.contains(action), "{action}: {audit}");
+    }
+    let (_, plugin) = api(
+        &server,
+        Method::GET,
+        "/plugins/warden.document",
+        &root,
+        None,
+    )
+    .await;
+    assert_eq!(plugin["status"], "active", "{plugin}");
 }

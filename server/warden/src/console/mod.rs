@@ -14,6 +14,8 @@
 
 pub mod config;
 mod pages;
+mod plugins;
+mod policies;
 pub mod session;
 #[cfg(test)]
 mod tests;
@@ -45,6 +47,11 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/runs", get(pages::runs))
         .route("/runs/{id}", get(pages::run))
         .route("/runs/{id}/cancel", post(pages::cancel))
+        .route("/plugins", get(plugins::list))
+        .route("/plugins/{id}/enabled", post(plugins::switch))
+        .route("/policies", get(policies::show))
+        .route("/policies/reload", post(policies::reload))
+        .route("/policies/evaluate", post(policies::evaluate))
         .route("/audit", get(pages::audit))
         .route("/audit/verify", post(pages::verify))
         .route("/keys", get(pages::keys).post(pages::create_key))

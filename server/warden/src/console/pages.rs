@@ -17,14 +17,14 @@ use warden_agents::state::LoopState;
 use warden_governance::audit::query::{AuditEntry, AuditFilter};
 
 /// What every page's frame shows.
-pub struct Nav {
+pub(super) struct Nav {
     pub key_name: String,
     pub csrf: String,
     pub active: &'static str,
 }
 
 impl Nav {
-    fn of(s: &Session, active: &'static str) -> Self {
+    pub(super) fn of(s: &Session, active: &'static str) -> Self {
         Self {
             key_name: s.key_name.clone(),
             csrf: s.csrf.clone(),
@@ -34,7 +34,7 @@ impl Nav {
 }
 
 /// A rendered page, or the error page if rendering failed.
-fn html(status: StatusCode, page: &impl Template) -> Response {
+pub(super) fn html(status: StatusCode, page: &impl Template) -> Response {
     match page.render() {
         Ok(body) => (
             status,
@@ -63,7 +63,7 @@ pub fn error_page(status: StatusCode, message: &str) -> Response {
     html(status, &ErrorPage { message })
 }
 
-fn internal(e: impl std::fmt::Display) -> Response {
+pub(super) fn internal(e: impl std::fmt::Display) -> Response {
     tracing::error!(error = %e, "console");
     error_page(
         StatusCode::INTERNAL_SERVER_ERROR,
@@ -71,7 +71,7 @@ fn internal(e: impl std::fmt::Display) -> Response {
     )
 }
 
-fn refused_csrf() -> Response {
+pub(super) fn refused_csrf() -> Response {
     error_page(
         StatusCode::FORBIDDEN,
         "This form is out of date or did not come from the console (CSRF token). Reload the page and try again.",
@@ -129,7 +129,7 @@ pub async fn login(
 #[derive(Deserialize)]
 pub struct CsrfForm {
     #[serde(default)]
-    csrf: String,
+    pub(super) csrf: String,
 }
 
 pub async fn logout(
@@ -649,6 +649,8 @@ pub struct AuditForm {
     #[serde(default)]
     subject: String,
     #[serde(default)]
+    channel: String,
+    #[serde(default)]
     before: String,
 }
 
@@ -671,6 +673,7 @@ impl AuditForm {
             policy: opt(&self.policy),
             stage: opt(&self.stage),
             subject: opt(&self.subject),
+            channel: opt(&self.channel),
             before,
             limit: Some(AUDIT_PAGE),
             ..AuditFilter::default()
@@ -719,6 +722,7 @@ pub async fn audit(
                 ("policy", &next.policy),
                 ("stage", &next.stage),
                 ("subject", &next.subject),
+                ("channel", &next.channel),
                 ("before", &next.before),
             ])
             .finish();
