@@ -13,6 +13,7 @@ mod m20261203_000005_channels;
 mod m20261203_000006_channel_messages;
 mod m20261204_000007_channel_nonces;
 mod m20261204_000008_console_sessions;
+mod m20261204_000009_agent_runs_created_index;
 
 pub struct Migrator;
 
@@ -28,6 +29,7 @@ impl MigratorTrait for Migrator {
             Box::new(m20261203_000006_channel_messages::Migration),
             Box::new(m20261204_000007_channel_nonces::Migration),
             Box::new(m20261204_000008_console_sessions::Migration),
+            Box::new(m20261204_000009_agent_runs_created_index::Migration),
         ]
     }
 }

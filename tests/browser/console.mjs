@@ -6,7 +6,8 @@
 // exits non-zero on the first failure.
 //
 // Env: WARDEN_BASE, CONSOLE_KEY (an admin key for the browser), ROOT_KEY
-// (an admin key for the API), PAUSED_RUN, SHOTS (a directory).
+// (an admin key for the API), PAUSED_RUN, REAL_MODEL (the embedded model's
+// id), SHOTS (a directory).
 
 import { chromium } from "playwright-core";
 
@@ -98,6 +99,26 @@ try {
   await Promise.all([page.waitForURL("**/console/plugins"), doc.locator("button[value=true]").click()]);
   check("the plugin is enabled again", (await doc.locator("h2 .status").textContent()) === "active");
   await page.screenshot({ path: `${shots}/plugins.png`, fullPage: true });
+
+  // Create an agent and try it on the real model; the run page follows it.
+  await page.goto(`${base}/console/agents`);
+  await page.fill("input[name=name]", "browser-notes");
+  await page.selectOption("select[name=model]", process.env.REAL_MODEL);
+  await page.fill("textarea[name=system_prompt]", "You keep notes for the user with the document tools.");
+  await page.check('input[name=tools][value="warden.document/create_document"]');
+  await Promise.all([page.waitForURL("**/console/agents/browser-notes"), page.click("button:text('Save')")]);
+  check("the agent was saved", (await page.locator("table a", { hasText: "browser-notes" }).count()) === 1);
+  await page.fill("textarea[name=message]", "Save a note titled 'Console' saying 'Made in the browser.'");
+  await Promise.all([page.waitForURL("**/console/runs/run_*"), page.click("text=Start a run")]);
+  let ran = "";
+  for (let i = 0; i < 300 && (ran === "" || ran === "running"); i++) {
+    await page.waitForTimeout(1000);
+    ran = (await page.textContent("dd .status").catch(() => "")) || "";
+  }
+  check("the tried run ended", ran !== "" && ran !== "running", ran);
+  const steps = await page.locator("ol.timeline .kind").allTextContents();
+  check("the real model was called", steps.includes("model"), steps.join(","));
+  await page.screenshot({ path: `${shots}/tried.png`, fullPage: true });
 
   // Framed by another page: refused (frame-ancestors 'none').
   const framer = await context.newPage();

@@ -4,7 +4,8 @@
 //! (`tests/browser/console.mjs`, installed by `make test`). The browser
 //! logs in, approves a paused run and sees it complete, verifies the audit
 //! chain, evaluates a policy and sees the span highlighted, disables and
-//! enables a plugin, and checks that hostile data renders inert, that the console
+//! enables a plugin, creates an agent and tries it on the real model
+//! (following the run live), and checks that hostile data renders inert, that the console
 //! cannot be framed or posted to from another site, and that revoking the
 //! key ends the session. Screenshots land in `target/console-shots/`.
 
@@ -19,6 +20,8 @@ use warden_tests::{Options, Server, api};
 use super::agents::{TICKET_APPROVAL, plugin_config};
 use super::governance_chat::policy_dir_with;
 
+const REAL_MODEL: &str = "smollm2-135m-instruct";
+
 fn browser_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/browser"))
 }
@@ -32,7 +35,13 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
     let policies = policy_dir_with(&[("tickets.yaml", TICKET_APPROVAL)]);
     let up = Upstream::start().await;
     let server = Server::start_with(Options {
-        config: format!("{}{}", up.model_config(), plugin_config()),
+        // The scripted upstream plays the model for the paused run; the
+        // embedded model answers the agent the browser creates.
+        config: format!(
+            "{}[[models]]\nbackend = \"embedded\"\nid = \"{REAL_MODEL}\"\n{}",
+            up.model_config(),
+            plugin_config()
+        ),
         env: vec![(
             "WARDEN_POLICIES_DIR".into(),
             policies.path().display().to_string(),
@@ -98,6 +107,7 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
         .env("CONSOLE_KEY", &console_key)
         .env("ROOT_KEY", &root)
         .env("PAUSED_RUN", &run_id)
+        .env("REAL_MODEL", REAL_MODEL)
         .env("SHOTS", &shots)
         .output()
         .expect("node (make test installs what the browser test needs)");
@@ -111,7 +121,7 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    assert!(checks.len() >= 17, "every flow reported: {stdout}");
+    assert!(checks.len() >= 20, "every flow reported: {stdout}");
     assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
     for shot in [
         "overview",
@@ -145,7 +155,7 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
     assert!(audit.to_string().contains("console-admin"), "{audit}");
     let (_, audit) = api(&server, Method::GET, "/audit?channel=console", &root, None).await;
     let audit = audit.to_string();
-    for action in ["login", "plugin.disable", "plugin.enable"] {
+    for action in ["login", "plugin.disable", "plugin.enable", "agent.save"] {
         assert!(audit.contains(action), "{action}: {audit}");
     }
     let (_, plugin) = api(

@@ -10,3 +10,29 @@ document.addEventListener("submit", (event) => {
     event.preventDefault();
   }
 });
+
+// A running run's timeline follows it over server-sent events; when the
+// run stops, the page is reloaded to show its final state.
+const timeline = document.getElementById("timeline");
+if (timeline && timeline.dataset.live) {
+  const events = new EventSource(timeline.dataset.live);
+  events.addEventListener("step", (event) => {
+    const step = JSON.parse(event.data);
+    const item = document.createElement("li");
+    item.className = `step ${step.kind}`;
+    const kind = document.createElement("span");
+    kind.className = "kind";
+    kind.textContent = step.kind;
+    const ms = document.createElement("span");
+    ms.className = "ms";
+    ms.textContent = ` ${step.ms} ms `;
+    const detail = document.createElement("pre");
+    detail.textContent = step.detail;
+    item.append(kind, ms, detail);
+    timeline.append(item);
+  });
+  events.addEventListener("end", () => {
+    events.close();
+    window.location.reload();
+  });
+}

@@ -155,18 +155,12 @@ pub fn router(state: AppState, max_body_bytes: usize) -> Router {
         )
         .route("/commands", post(crate::channels::slack::routes::commands));
 
-    // Mail is larger than API requests: its own limit, per connection
-    // (checked again in the handler), above the router's.
-    let mail_limit = state
-        .channels
-        .as_ref()
-        .and_then(|c| c.email.iter().map(|e| e.config.max_body_bytes).max())
-        .unwrap_or(max_body_bytes)
-        .max(max_body_bytes);
+    // Mail is larger than API requests: the inbound handler reads the body
+    // itself, to each connection's own limit.
     let email = Router::new()
         .route(
             "/{name}/inbound",
-            post(crate::channels::email::routes::inbound).layer(DefaultBodyLimit::max(mail_limit)),
+            post(crate::channels::email::routes::inbound),
         )
         // A signed link, not an API key, authorises a decision.
         .route(

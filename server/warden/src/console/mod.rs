@@ -12,6 +12,7 @@
 //! change needs the session's CSRF token and a same-origin request, and
 //! is written to the audit log with the admin key's name.
 
+mod agents;
 pub mod config;
 mod pages;
 mod plugins;
@@ -47,6 +48,10 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/runs", get(pages::runs))
         .route("/runs/{id}", get(pages::run))
         .route("/runs/{id}/cancel", post(pages::cancel))
+        .route("/runs/{id}/events", get(pages::run_events))
+        .route("/agents", get(agents::list).post(agents::save))
+        .route("/agents/{name}", get(agents::edit))
+        .route("/agents/{name}/try", post(agents::try_it))
         .route("/plugins", get(plugins::list))
         .route("/plugins/{id}/enabled", post(plugins::switch))
         .route("/policies", get(policies::show))
@@ -54,6 +59,7 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/policies/evaluate", post(policies::evaluate))
         .route("/audit", get(pages::audit))
         .route("/audit/verify", post(pages::verify))
+        .route("/audit/export", get(pages::export))
         .route("/keys", get(pages::keys).post(pages::create_key))
         .route("/keys/{name}/revoke", post(pages::revoke_key))
         .route("/logout", post(pages::logout))

@@ -9,6 +9,7 @@ use axum::Form;
 use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Redirect, Response};
+use futures::StreamExt as _;
 use serde::Deserialize;
 
 use super::session::{self, Session};
@@ -552,6 +553,8 @@ struct RunPage {
     tokens: String,
     steps: Vec<StepRow>,
     cancellable: bool,
+    /// While the run goes on: where its timeline's next steps stream from.
+    live: String,
 }
 
 pub async fn run(
@@ -565,6 +568,12 @@ pub async fn run(
         Err(e) => return internal(e),
     };
     let cancellable = run.status == "running" || run.status == "awaiting_approval";
+    let live = if run.status == "running" {
+        let after = steps.last().map_or(-1, |s| s.idx);
+        format!("/console/runs/{}/events?after={after}", urlencode(&run.id))
+    } else {
+        String::new()
+    };
     html(
         StatusCode::OK,
         &RunPage {
@@ -595,8 +604,69 @@ pub async fn run(
             answer: run.answer.unwrap_or_default(),
             error: run.error.unwrap_or_default(),
             cancellable,
+            live,
         },
     )
+}
+
+#[derive(Deserialize)]
+pub struct After {
+    #[serde(default = "minus_one")]
+    after: i32,
+}
+
+fn minus_one() -> i32 {
+    -1
+}
+
+/// The run's steps after `after` as server-sent events (`step`, then one
+/// `end` with the status once the run stops running), read from the run
+/// store: it follows a run wherever it was started (API, channel, here).
+pub async fn run_events(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    Query(q): Query<After>,
+) -> Response {
+    use axum::response::sse::{Event, KeepAlive, Sse};
+    let runs = state.agents.runner.runs.clone();
+    let stream = futures::stream::unfold((q.after, false, 0u32), move |(after, ended, ticks)| {
+        let runs = runs.clone();
+        let id = id.clone();
+        async move {
+            // A run page left open is followed for at most 30 minutes.
+            if ended || ticks > 6000 {
+                return None;
+            }
+            if ticks > 0 {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            }
+            let Ok(Some((run, steps))) = runs.get(&id).await else {
+                let e = Event::default().event("end").data("gone");
+                return Some((vec![e], (after, true, ticks + 1)));
+            };
+            let mut events = Vec::new();
+            let mut last = after;
+            for st in steps.iter().filter(|s| s.idx > after) {
+                last = st.idx;
+                let data = serde_json::json!({
+                    "idx": st.idx, "kind": st.kind, "ms": format!("{:.1}", st.duration_ms),
+                    "detail": st.detail, "audit": st.audit_seq,
+                });
+                events.push(Event::default().event("step").data(data.to_string()));
+            }
+            let done = run.status != "running";
+            if done {
+                events.push(Event::default().event("end").data(run.status));
+            }
+            Some((events, (last, done, ticks + 1)))
+        }
+    })
+    .flat_map(|events| {
+        futures::stream::iter(events.into_iter().map(Ok::<_, std::convert::Infallible>))
+    });
+    Sse::new(stream)
+        .keep_alive(KeepAlive::default())
+        .into_response()
 }
 
 pub async fn cancel(
@@ -616,7 +686,7 @@ pub async fn cancel(
     Redirect::to(&format!("/console/runs/{}", urlencode(&id))).into_response()
 }
 
-fn urlencode(s: &str) -> String {
+pub(super) fn urlencode(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
 }
 
@@ -631,6 +701,8 @@ struct AuditPage {
     next: String,
     error: String,
     verified: String,
+    /// The export link for the current filter.
+    export: String,
 }
 
 /// The audit filter as the form holds it (empty fields are no filter).
@@ -696,6 +768,17 @@ pub async fn audit(
         next: String::new(),
         error: String::new(),
         verified: String::new(),
+        export: form_urlencoded::Serializer::new(String::new())
+            .extend_pairs([
+                ("since", &f.since),
+                ("until", &f.until),
+                ("decision", &f.decision),
+                ("policy", &f.policy),
+                ("stage", &f.stage),
+                ("subject", &f.subject),
+                ("channel", &f.channel),
+            ])
+            .finish(),
     };
     let filter = match f.filter() {
         Ok(filter) => filter,
@@ -729,6 +812,59 @@ pub async fn audit(
     }
     page.rows = rows.into_iter().map(AuditEntry::from).collect();
     html(StatusCode::OK, &page)
+}
+
+/// The records the current filter matches (every page of them), oldest
+/// first, one JSON object per line, streamed a thousand rows at a time.
+pub async fn export(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    query: Result<Query<AuditForm>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let f = query.map(|Query(q)| q).unwrap_or_default();
+    let mut filter = match f.filter() {
+        Ok(filter) => filter,
+        Err(e) => return error_page(StatusCode::BAD_REQUEST, &e),
+    };
+    // The export is the whole match, not the page being looked at.
+    filter.before = None;
+    super::audit_action(&state, &s.key_name, "audit.export", "").await;
+    let db = state.db.clone();
+    let stream = futures::stream::unfold(Some(0i64), move |after| {
+        let (db, filter) = (db.clone(), filter.clone());
+        async move {
+            let after = after?;
+            match filter.export_page(&db, after, 1000).await {
+                Ok(rows) if rows.is_empty() => None,
+                Ok(rows) => {
+                    let next = rows.last().map(|r| r.seq);
+                    let mut chunk = String::new();
+                    for r in rows {
+                        chunk.push_str(
+                            &serde_json::to_string(&AuditEntry::from(r)).unwrap_or_default(),
+                        );
+                        chunk.push('\n');
+                    }
+                    Some((Ok::<_, std::io::Error>(chunk), next))
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "console: exporting the audit log");
+                    Some((Err(std::io::Error::other(e.to_string())), None))
+                }
+            }
+        }
+    });
+    (
+        [
+            (header::CONTENT_TYPE, "application/x-ndjson"),
+            (
+                header::CONTENT_DISPOSITION,
+                "attachment; filename=\"warden-audit.jsonl\"",
+            ),
+        ],
+        axum::body::Body::from_stream(stream),
+    )
+        .into_response()
 }
 
 pub async fn verify(
@@ -772,6 +908,7 @@ pub async fn verify(
             next: String::new(),
             error: String::new(),
             verified,
+            export: String::new(),
         },
     )
 }

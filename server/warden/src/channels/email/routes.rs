@@ -10,8 +10,7 @@
 use std::sync::Arc;
 
 use axum::Json;
-use axum::body::Bytes;
-use axum::extract::rejection::BytesRejection;
+use axum::body::{Body, Bytes};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -97,9 +96,7 @@ pub async fn inbound(
     State(state): State<AppState>,
     Path(name): Path<String>,
     headers: HeaderMap,
-    // A body over the route's limit is answered in the provider's terms,
-    // not with the router's plain 413.
-    body: Result<Bytes, BytesRejection>,
+    body: Body,
 ) -> Result<Response, ApiError> {
     let conn = connection(&state, &name)?;
     let provider = conn.config.provider;
@@ -112,29 +109,9 @@ pub async fn inbound(
         );
         return Ok(r);
     }
-    let too_large = || {
-        Refusal::Rejected(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "a message is limited to {} bytes",
-                conn.config.max_body_bytes
-            ),
-        )
-    };
-    let body = match body {
-        Ok(b) if b.len() <= conn.config.max_body_bytes => b,
-        Ok(_) => return Err(too_large().into_error(provider)),
-        Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => {
-            return Err(too_large().into_error(provider));
-        }
-        Err(e) => {
-            return Err(Refusal::Rejected(
-                StatusCode::BAD_REQUEST,
-                format!("reading the body: {e}"),
-            )
-            .into_error(provider));
-        }
-    };
+    let body = read_limited(body, conn.config.max_body_bytes)
+        .await
+        .map_err(|r| r.into_error(provider))?;
     let now = chrono::Utc::now().timestamp();
     let decoded = providers::decode(&conn, &headers, body, now)
         .await
@@ -171,6 +148,42 @@ pub async fn inbound(
             Err(e)
         }
     }
+}
+
+/// A body over the limit is still read to its end (up to this many times
+/// the limit) and dropped, so the sender reads the refusal instead of a
+/// reset connection: a provider that never sees its "do not retry" status
+/// retries for days.
+const DRAIN_FACTOR: usize = 2;
+
+/// The request body, if it is at most `limit` bytes.
+async fn read_limited(body: Body, limit: usize) -> Result<Bytes, Refusal> {
+    use futures::StreamExt as _;
+    let too_large = || {
+        Refusal::Rejected(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("a message is limited to {limit} bytes"),
+        )
+    };
+    let mut stream = body.into_data_stream();
+    let mut kept = Vec::new();
+    let mut seen = 0usize;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            Refusal::Rejected(StatusCode::BAD_REQUEST, format!("reading the body: {e}"))
+        })?;
+        seen = seen.saturating_add(chunk.len());
+        if seen <= limit {
+            kept.extend_from_slice(&chunk);
+        } else if seen > limit.saturating_mul(DRAIN_FACTOR) {
+            // Past any reasonable size: answer now.
+            return Err(too_large());
+        }
+    }
+    if seen > limit {
+        return Err(too_large());
+    }
+    Ok(Bytes::from(kept))
 }
 
 /// Stores the message in the inbox (answered, or ignored with why).

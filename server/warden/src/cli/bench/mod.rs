@@ -4,6 +4,7 @@
 
 pub mod agents;
 pub mod chat;
+pub mod console;
 pub mod email;
 pub mod governance;
 pub mod plugins;
@@ -27,6 +28,8 @@ pub enum BenchCommand {
     Slack(slack::SlackBenchArgs),
     /// Measure inbound mail throughput and inbound-to-SMTP latency.
     Email(email::EmailBenchArgs),
+    /// Measure console page renders on a large database.
+    Console(console::ConsoleBenchArgs),
 }
 
 impl BenchCommand {
@@ -44,6 +47,7 @@ impl BenchCommand {
             BenchCommand::Agents(args) => agents::run(config()?, args).await,
             BenchCommand::Slack(args) => slack::run(config()?, args).await,
             BenchCommand::Email(args) => email::run(config()?, args).await,
+            BenchCommand::Console(args) => console::run(config()?, args).await,
         }
     }
 }
