@@ -96,22 +96,14 @@ async fn start(upstream: &Upstream, smtp_port: u16) -> (Server, String) {
     (server, key)
 }
 
+/// POSTs to the raw `support` mailbox with basic auth `auth`.
 async fn post(
     server: &Server,
     body: impl Into<reqwest::Body>,
     content_type: &str,
     auth: (&str, &str),
 ) -> (u16, Value) {
-    let r = reqwest::Client::new()
-        .post(format!("{}/channels/email/support/inbound", server.base))
-        .basic_auth(auth.0, Some(auth.1))
-        .header("content-type", content_type)
-        .body(body)
-        .send()
-        .await
-        .expect("inbound request");
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap_or(Value::Null))
+    post_to(server, "support", body, content_type, Some(auth)).await
 }
 
 async fn mail(server: &Server, raw: String) -> (u16, Value) {

@@ -20,6 +20,7 @@ mod policies;
 pub mod session;
 #[cfg(test)]
 mod tests;
+mod usage;
 
 use axum::Router;
 use axum::extract::Request;
@@ -60,6 +61,8 @@ pub fn router(state: AppState) -> Router<AppState> {
         .route("/audit", get(pages::audit))
         .route("/audit/verify", post(pages::verify))
         .route("/audit/export", get(pages::export))
+        .route("/usage", get(usage::show))
+        .route("/runs/{id}/feedback", post(pages::feedback))
         .route("/keys", get(pages::keys).post(pages::create_key))
         .route("/keys/{name}/revoke", post(pages::revoke_key))
         .route("/logout", post(pages::logout))

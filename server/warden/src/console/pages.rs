@@ -555,12 +555,16 @@ struct RunPage {
     cancellable: bool,
     /// While the run goes on: where its timeline's next steps stream from.
     live: String,
+    /// A finished run with an answer can be rated.
+    rateable: bool,
+    notice: String,
 }
 
 pub async fn run(
     State(state): State<AppState>,
     Extension(s): Extension<Session>,
     Path(id): Path<String>,
+    Query(n): Query<Notice>,
 ) -> Response {
     let (run, steps) = match state.agents.runner.runs.get(&id).await {
         Ok(Some(r)) => r,
@@ -568,6 +572,7 @@ pub async fn run(
         Err(e) => return internal(e),
     };
     let cancellable = run.status == "running" || run.status == "awaiting_approval";
+    let rateable = run.answer.is_some();
     let live = if run.status == "running" {
         let after = steps.last().map_or(-1, |s| s.idx);
         format!("/console/runs/{}/events?after={after}", urlencode(&run.id))
@@ -605,8 +610,61 @@ pub async fn run(
             error: run.error.unwrap_or_default(),
             cancellable,
             live,
+            rateable,
+            notice: n.notice.chars().take(300).collect(),
         },
     )
+}
+
+#[derive(Deserialize)]
+pub struct FeedbackForm {
+    #[serde(default)]
+    csrf: String,
+    #[serde(default)]
+    rating: i32,
+    #[serde(default)]
+    comment: String,
+    #[serde(default)]
+    correction: String,
+}
+
+/// Rates a run's answer through the same feedback store as
+/// `POST /api/runs/{id}/feedback`.
+pub async fn feedback(
+    State(state): State<AppState>,
+    Extension(s): Extension<Session>,
+    Path(id): Path<String>,
+    Form(form): Form<FeedbackForm>,
+) -> Response {
+    if !session::csrf_ok(&s, &form.csrf) {
+        return refused_csrf();
+    }
+    let opt = |v: &str| (!v.trim().is_empty()).then(|| v.trim().to_owned());
+    let (comment, correction) = (opt(&form.comment), opt(&form.correction));
+    if let Err(e) =
+        warden_agents::feedback::validate(form.rating, comment.as_deref(), correction.as_deref())
+    {
+        return error_page(StatusCode::BAD_REQUEST, &e.to_string());
+    }
+    match state.agents.runner.runs.get(&id).await {
+        Ok(Some((run, _))) if run.answer.is_some() => {}
+        Ok(_) => return error_page(StatusCode::CONFLICT, "That run has no answer to rate."),
+        Err(e) => return internal(e),
+    }
+    if let Err(e) = state
+        .agents
+        .runner
+        .feedback
+        .add(&id, &s.key_name, form.rating, comment, correction)
+        .await
+    {
+        return internal(e);
+    }
+    super::audit_action(&state, &s.key_name, "run.feedback", &id).await;
+    let q = form_urlencoded::Serializer::new(String::new())
+        .append_pair("notice", "Thank you: the feedback is recorded.")
+        .finish();
+    Redirect::to(&format!("/console/runs/{}?{q}", urlencode(&id))).into_response()
 }
 
 #[derive(Deserialize)]

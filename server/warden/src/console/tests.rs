@@ -436,3 +436,80 @@ async fn the_audit_export_streams_the_filtered_records_as_jsonl() {
         .await;
     assert_eq!(r.status(), StatusCode::BAD_REQUEST);
 }
+
+#[tokio::test]
+async fn a_run_is_rated_from_its_page_and_usage_counts_runs_per_agent() {
+    let c = console().await;
+    let cookie = c.login(&c.admin).await;
+    let csrf = c.csrf(&cookie).await;
+    let now = chrono::Utc::now();
+    agent_run::ActiveModel {
+        id: Set("run-rated".into()),
+        agent: Set("notes".into()),
+        status: Set("completed".into()),
+        subject: Set(Some("ops-admin".into())),
+        channel: Set(None),
+        input: Set("hi".into()),
+        answer: Set(Some("hello".into())),
+        error: Set(None),
+        state: Set(None),
+        steps: Set(1),
+        prompt_tokens: Set(30),
+        completion_tokens: Set(12),
+        created_at: Set(now),
+        updated_at: Set(now),
+    }
+    .insert(&c.db)
+    .await
+    .unwrap();
+    let page = body(c.send(get("/console/runs/run-rated", Some(&cookie))).await).await;
+    assert!(page.contains("Good answer"), "{page}");
+    let rate = |fields: &[(&str, &str)]| {
+        form(
+            "/console/runs/run-rated/feedback",
+            fields,
+            Some(&cookie),
+            Some(ORIGIN),
+        )
+    };
+    for (fields, expected) in [
+        (vec![("rating", "1")], StatusCode::FORBIDDEN),
+        (
+            vec![("csrf", csrf.as_str()), ("rating", "5")],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![
+                ("csrf", csrf.as_str()),
+                ("rating", "1"),
+                ("correction", "x"),
+            ],
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            vec![
+                ("csrf", csrf.as_str()),
+                ("rating", "-1"),
+                ("correction", "Say hi back."),
+            ],
+            StatusCode::SEE_OTHER,
+        ),
+    ] {
+        assert_eq!(c.send(rate(&fields)).await.status(), expected, "{fields:?}");
+    }
+    let stored = warden_db::entities::run_feedback::Entity::find()
+        .all(&c.db)
+        .await
+        .unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(
+        (stored[0].rating, stored[0].subject.as_str()),
+        (-1, "ops-admin")
+    );
+
+    let usage = body(c.send(get("/console/usage?days=7", Some(&cookie))).await).await;
+    assert!(
+        usage.contains("<td>notes</td><td>1</td><td>42</td>"),
+        "{usage}"
+    );
+}
