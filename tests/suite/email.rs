@@ -83,8 +83,18 @@ const DELIVERY: &str = "
         ";
 
 async fn start(upstream: &Upstream, smtp_port: u16) -> (Server, String) {
+    start_waiter(format!(
+        "{}{}",
+        upstream.model_config(),
+        email_config(smtp_port)
+    ))
+    .await
+}
+
+/// A server with `config` and the scripted `waiter` agent; its admin key.
+async fn start_waiter(config: String) -> (Server, String) {
     let server = Server::start_with(Options {
-        config: format!("{}{}", upstream.model_config(), email_config(smtp_port)),
+        config,
         env: env(),
         ..Options::default()
     })
@@ -505,16 +515,7 @@ async fn every_provider_format_is_answered_and_hostile_posts_are_refused_the_way
         ),
         DELIVERY,
     );
-    let server = Server::start_with(Options {
-        config,
-        env: env(),
-        ..Options::default()
-    })
-    .unwrap();
-    let key = server.key().to_owned();
-    let agent = json!({"name": "waiter", "model": "scripted", "system_prompt": "You answer."});
-    let (status, body) = api(&server, Method::POST, "/agents", &key, Some(agent)).await;
-    assert_eq!(status, 201, "{body}");
+    let (server, key) = start_waiter(config).await;
     let auth = Some((USER, PASSWORD));
 
     // Mailgun, parsed (form-urlencoded), signed.
@@ -1033,20 +1034,7 @@ async fn two_warden_instances_mailing_each_other_do_not_answer_each_other() {
             mailbox(name, "waiter", address, BASIC, sink.port),
             DELIVERY
         );
-        async move {
-            let server = Server::start_with(Options {
-                config,
-                env: env(),
-                ..Options::default()
-            })
-            .unwrap();
-            let key = server.key().to_owned();
-            let agent =
-                json!({"name": "waiter", "model": "scripted", "system_prompt": "You answer."});
-            let (status, body) = api(&server, Method::POST, "/agents", &key, Some(agent)).await;
-            assert_eq!(status, 201, "{body}");
-            (server, key)
-        }
+        start_waiter(config)
     };
     let (a, a_key) = start_one("a", "desk@a-warden.test").await;
     let (b, b_key) = start_one("b", "desk@b-warden.test").await;
