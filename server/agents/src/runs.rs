@@ -377,6 +377,17 @@ impl RunStore {
     }
 }
 
+/// Who made the run's latest approval decision (`by` of its last approval
+/// step), for "already decided by …" answers.
+pub fn last_approver(steps: &[run_step::Model]) -> Option<String> {
+    steps
+        .iter()
+        .rev()
+        .find(|s| s.kind == StepKind::Approval.as_str())
+        .and_then(|s| serde_json::from_str::<Value>(&s.detail).ok())
+        .and_then(|d| d.get("by").and_then(|b| b.as_str()).map(str::to_owned))
+}
+
 /// A run and its steps as the API shows them.
 pub fn run_view(run: &agent_run::Model, steps: &[run_step::Model]) -> Value {
     serde_json::json!({

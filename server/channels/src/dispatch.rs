@@ -23,6 +23,7 @@ use crate::identities::Identities;
 use crate::inbox::{Inbox, InboxStatus};
 use crate::outbox::{FAILED_MARK, OUTCOME_MARK, Outbox, Route, Sender, placeholder_key};
 use crate::{ApprovalNeeded, Channel, ChannelError, Message, Outcome, Outgoing};
+use warden_agents::runs::last_approver;
 use warden_agents::state::LoopState;
 use warden_agents::{AgentService, Resolution, RunError, RunRequest, RunStatus, StepRecord};
 use warden_db::entities::{agent_run, channel_inbox};
@@ -595,14 +596,4 @@ fn approval_needed(run: &agent_run::Model) -> Result<ApprovalNeeded, ChannelErro
         arguments: pending.waiting.1.to_string(),
         rule: pending.message.clone(),
     })
-}
-
-/// Who made the run's latest approval decision.
-fn last_approver(steps: &[warden_db::entities::run_step::Model]) -> Option<String> {
-    steps
-        .iter()
-        .rev()
-        .find(|s| s.kind == warden_agents::StepKind::Approval.as_str())
-        .and_then(|s| serde_json::from_str::<serde_json::Value>(&s.detail).ok())
-        .and_then(|d| d.get("by").and_then(|b| b.as_str()).map(str::to_owned))
 }

@@ -67,6 +67,22 @@ pub fn subject(original: &str) -> String {
 
 /// One line, no control characters (CR and LF included), at most 900
 /// bytes: what came from a message cannot add a header line.
+/// `text` safe inside HTML text and attribute values.
+pub fn escape_html(text: &str) -> String {
+    let mut out = String::with_capacity(text.len() + 16);
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
 pub fn header_safe(value: &str) -> String {
     let mut out: String = value
         .chars()

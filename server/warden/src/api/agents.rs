@@ -358,15 +358,9 @@ pub(crate) async fn decide_run(
             if run.status == RunStatus::AwaitingApproval.as_str() {
                 return Err(DecideError::Api(e));
             }
-            let by = steps
-                .iter()
-                .rev()
-                .find(|s| s.kind == warden_agents::StepKind::Approval.as_str())
-                .and_then(|s| serde_json::from_str::<Value>(&s.detail).ok())
-                .and_then(|d| d.get("by").and_then(|b| b.as_str()).map(str::to_owned));
             Err(DecideError::Already {
+                by: warden_agents::runs::last_approver(&steps),
                 status: run.status,
-                by,
             })
         }
     }

@@ -165,12 +165,8 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
 
 /// Constant-time comparison of the CSRF token a form carried.
 pub fn csrf_ok(session: &Session, presented: &str) -> bool {
-    let (a, b) = (session.csrf.as_bytes(), presented.as_bytes());
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
+    use subtle::ConstantTimeEq as _;
+    session.csrf.as_bytes().ct_eq(presented.as_bytes()).into()
 }
 
 /// Pages behind the login: no session (or an ended one) goes to the login

@@ -20,6 +20,7 @@ use warden_agents::Resolution;
 use warden_channels::dispatch::{Decided, Pending};
 use warden_channels::nonces::Claim;
 use warden_email::approval::{self, Claims, Decision};
+use warden_email::reply::escape_html as escape;
 
 /// What approval-link nonces are recorded as.
 const LINK: &str = "approval-link";
@@ -75,21 +76,6 @@ fn page(status: StatusCode, title: &str, body: &str) -> Response {
         h.insert(name, HeaderValue::from_static(value));
     }
     r
-}
-
-fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
 }
 
 /// Why a link decides nothing.

@@ -16,6 +16,7 @@ use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use base64::Engine as _;
 use serde_json::json;
+use subtle::ConstantTimeEq as _;
 
 use super::EmailConnection;
 use super::providers::{self, Refusal};
@@ -36,15 +37,6 @@ pub(super) fn connection(state: &AppState, name: &str) -> Result<Arc<EmailConnec
         .as_ref()
         .and_then(|c| c.email.iter().find(|e| e.config.name == name).cloned())
         .ok_or_else(|| ApiError::not_found(format!("no email connection named {name:?}")))
-}
-
-/// Both halves compared in full, in constant time per byte.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    let mut diff = a.len() ^ b.len();
-    for (i, x) in a.iter().enumerate() {
-        diff |= usize::from(x ^ b.get(i).copied().unwrap_or(0));
-    }
-    diff == 0
 }
 
 /// Whether the request carries the mailbox's basic-auth credentials (true
@@ -68,9 +60,9 @@ pub(super) fn authorised(conn: &EmailConnection, headers: &HeaderMap) -> bool {
     };
     let (u, p) = (&decoded[..colon], &decoded[colon + 1..]);
     // Both compared, whatever the first says.
-    let u = same(u, user.as_bytes());
-    let p = same(p, password.as_bytes());
-    u & p
+    let u = u.ct_eq(user.as_bytes());
+    let p = p.ct_eq(password.as_bytes());
+    (u & p).into()
 }
 
 /// What the agent is given: the new text of the message, then its text

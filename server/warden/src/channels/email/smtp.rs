@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use warden_channels::Delivery;
 use warden_email::config::{EmailConfig, SmtpSecurity};
+use warden_email::reply;
 
 pub(super) struct Smtp {
     transport: AsyncSmtpTransport<Tokio1Executor>,
@@ -124,17 +125,7 @@ fn build(from: &str, target: &Value, body: &Value) -> Result<Message, BuildError
 
 /// The text as minimal HTML: escaped, preformatted, nothing active.
 fn html(text: &str) -> String {
-    let mut escaped = String::with_capacity(text.len() + 64);
-    for c in text.chars() {
-        match c {
-            '&' => escaped.push_str("&amp;"),
-            '<' => escaped.push_str("&lt;"),
-            '>' => escaped.push_str("&gt;"),
-            '"' => escaped.push_str("&quot;"),
-            '\'' => escaped.push_str("&#39;"),
-            c => escaped.push(c),
-        }
-    }
+    let escaped = reply::escape_html(text);
     format!(
         "<!doctype html><html><body><pre style=\"white-space: pre-wrap; font-family: sans-serif\">{escaped}</pre></body></html>"
     )
