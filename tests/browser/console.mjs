@@ -7,7 +7,8 @@
 //
 // Env: WARDEN_BASE, CONSOLE_KEY (an admin key for the browser), ROOT_KEY
 // (an admin key for the API), PAUSED_RUN, REAL_MODEL (the embedded model's
-// id), SHOTS (a directory).
+// id), SHOTS (a directory), GUEST_DIR (the hostile test guest's plugin
+// directory, uploaded through the console).
 
 import { chromium } from "playwright-core";
 
@@ -32,11 +33,20 @@ let status = 0;
 try {
   const context = await browser.newContext({ viewport: { width: 1280, height: 860 } });
   const page = await context.newPage();
+  // Every dialog is recorded and dismissed (an XSS payload's alert would
+  // land here), except the console's own confirmations while a flow
+  // expects one.
   const dialogs = [];
+  let expectConfirm = "";
   page.on("dialog", async (d) => {
+    if (expectConfirm && d.type() === "confirm" && d.message().startsWith(expectConfirm)) {
+      await d.accept();
+      return;
+    }
     dialogs.push(d.message());
     await d.dismiss();
   });
+  const noScriptRan = async () => (await page.evaluate(() => window.__xss === undefined)) && dialogs.length === 0;
 
   // Log in.
   await page.goto(`${base}/console/overview`);
@@ -82,6 +92,10 @@ try {
 
   // Evaluate a policy: the secret's span is highlighted, the text redacted.
   await page.goto(`${base}/console/policies`);
+  const described = await page.locator("td", { hasText: "described" }).textContent();
+  check("a policy description with markup shows as text", described.includes('<img src=x onerror="window.__xss=5">'), described);
+  const testFiles = await page.locator("details summary", { hasText: "hostile.yaml" }).textContent();
+  check("the inline tests are listed by file", testFiles.includes("1 passed"), testFiles);
   await page.selectOption("select[name=stage]", "input");
   await page.fill("textarea[name=text]", "my key is AKIAIOSFODNN7EXAMPLE, keep it");
   await Promise.all([page.waitForURL("**/console/policies/evaluate*"), page.click("text=Evaluate >> nth=-1")]);
@@ -90,6 +104,19 @@ try {
   const redacted = await page.textContent("#redacted");
   check("the redacted text is shown", redacted.includes("[REDACTED:aws_access_key]") && !redacted.includes("AKIA"), redacted);
   await page.screenshot({ path: `${shots}/policies.png`, fullPage: true });
+
+  // A rule message with markup, and an audit record whose agent field is
+  // markup: both render as text.
+  await page.fill("input[name=agent]", '<img src=x onerror="window.__xss=6">');
+  await page.fill("textarea[name=text]", "an xss-marker here");
+  await Promise.all([page.waitForURL("**/console/policies/evaluate*"), page.click("text=Evaluate >> nth=-1")]);
+  check("the marker is blocked", (await page.textContent("#decision")) === "block");
+  const message = await page.textContent("section.result p");
+  check("the rule's message shows as text", message.includes("<script>window.__xss=4</script>"), message);
+  await page.goto(`${base}/console/audit?channel=evaluate`);
+  const agentCell = await page.locator("tbody td", { hasText: "window.__xss=6" }).first().textContent();
+  check("an audit field with markup shows as text", agentCell.includes('<img src=x onerror="window.__xss=6">'), agentCell);
+  check("no policy or audit payload ran", await noScriptRan(), dialogs.join("|"));
 
   // Disable and enable a plugin.
   await page.goto(`${base}/console/plugins`);
@@ -100,6 +127,62 @@ try {
   check("the plugin is enabled again", (await doc.locator("h2 .status").textContent()) === "active");
   await page.screenshot({ path: `${shots}/plugins.png`, fullPage: true });
 
+  // Install a plugin from an upload: it asks for capabilities nobody
+  // granted, and the page gives the warden.toml lines that grant them.
+  await page.click("text=Install or upgrade a plugin");
+  await page.setInputFiles("#install input[name=manifest]", `${process.env.GUEST_DIR}/plugin.toml`);
+  await page.setInputFiles("#install input[name=component]", `${process.env.GUEST_DIR}/hostile.wasm`);
+  await Promise.all([page.waitForEvent("load"), page.click("#install button[type=submit]")]);
+  const installed = await page.textContent(".notice");
+  check("the upload was installed", installed.startsWith("Installed test.hostile 0.1.0"), installed);
+  const hostile = page.locator('[id="plugin-test.hostile"]');
+  check("the uploaded plugin is active", (await hostile.locator("h2 .status").textContent()) === "active");
+  const lines = await hostile.locator("pre.grant-toml").textContent();
+  check(
+    "the missing grants come as warden.toml lines",
+    lines.startsWith('[plugins.grants."test.hostile"]') && lines.includes("llm = true") &&
+      lines.includes('kv_buckets = ["scratch"]') && lines.includes('http_hosts = ["https://api.example.com"]'),
+    lines,
+  );
+  const missing = await hostile.locator("ul.grant li.missing").count();
+  check("requested but not granted is marked", missing >= 3, String(missing));
+  await hostile.screenshot({ path: `${shots}/plugin-install.png` });
+
+  // Call its echo tool with JSON arguments carrying markup: the output is
+  // shown as text; bad JSON is refused with what was typed kept.
+  const echo = hostile.locator("tr", { has: page.locator("code", { hasText: /^echo$/ }) });
+  await echo.locator("summary", { hasText: "Call" }).click();
+  await echo.locator("textarea[name=arguments]").fill('{"text": "<img src=x onerror=\\"window.__xss=7\\">hello"}');
+  await Promise.all([page.waitForEvent("load"), echo.locator("button[type=submit]").click()]);
+  const echoed = page.locator('[id="plugin-test.hostile"] tr', { has: page.locator("code", { hasText: /^echo$/ }) });
+  const output = await echoed.locator(".call-result pre").textContent();
+  check("the tool's output is shown", output.includes("hello") && output.includes("onerror"), output);
+  check("the output's markup did not run", await noScriptRan(), dialogs.join("|"));
+  await echoed.locator("textarea[name=arguments]").fill('{"text": ');
+  await Promise.all([page.waitForEvent("load"), echoed.locator("button[type=submit]").click()]);
+  const refusedCall = page.locator('[id="plugin-test.hostile"] tr', { has: page.locator("code", { hasText: /^echo$/ }) });
+  const why = await refusedCall.locator(".call-result.failed pre").textContent();
+  check("bad JSON is refused precisely", why.includes("not valid JSON"), why);
+  check("what was typed is kept", (await refusedCall.locator("textarea[name=arguments]").inputValue()) === '{"text": ');
+  await refusedCall.screenshot({ path: `${shots}/plugin-call.png` });
+
+  // A directory plugin whose component changed: accepted from the page.
+  const changed = page.locator('[id="plugin-test.changed"]');
+  check("the changed component waits", (await changed.locator("h2 .status").textContent()) === "failed");
+  expectConfirm = "Run the new component";
+  await Promise.all([page.waitForEvent("load"), changed.locator("text=Accept the changed component").click()]);
+  const accepted = await page.textContent(".notice");
+  check("the change was accepted", accepted.startsWith("Accepted the new component of test.changed"), accepted);
+  check("and the plugin runs", (await page.locator('[id="plugin-test.changed"] h2 .status').textContent()) === "active");
+  await page.locator('[id="plugin-test.changed"]').screenshot({ path: `${shots}/plugin-accept.png` });
+
+  // Remove the uploaded plugin.
+  expectConfirm = "Remove test.hostile";
+  await page.locator('[id="plugin-test.hostile"] button', { hasText: "Remove" }).click();
+  const removed = await page.locator(".notice", { hasText: "Removed" }).textContent();
+  check("the uploaded plugin was removed", removed.startsWith("Removed test.hostile"), removed);
+  expectConfirm = "";
+
   // Create an agent and try it on the real model; the run page follows it.
   await page.goto(`${base}/console/agents`);
   await page.fill("input[name=name]", "browser-notes");
@@ -108,6 +191,7 @@ try {
   await page.check('input[name=tools][value="warden.document/create_document"]');
   await Promise.all([page.waitForURL("**/console/agents/browser-notes"), page.click("button:text('Save')")]);
   check("the agent was saved", (await page.locator("table a", { hasText: "browser-notes" }).count()) === 1);
+  await page.screenshot({ path: `${shots}/agent.png`, fullPage: true });
   await page.fill("textarea[name=message]", "Save a note titled 'Console' saying 'Made in the browser.'");
   await Promise.all([page.waitForURL("**/console/runs/run_*"), page.click("text=Start a run")]);
   let ran = "";
@@ -119,6 +203,21 @@ try {
   const steps = await page.locator("ol.timeline .kind").allTextContents();
   check("the real model was called", steps.includes("model"), steps.join(","));
   await page.screenshot({ path: `${shots}/tried.png`, fullPage: true });
+
+  // The overview's model table follows the metrics: the real model has
+  // generated in the last minute, so its live rate is above zero.
+  await page.goto(`${base}/console/overview`);
+  await page.waitForFunction(() => document.getElementById("model-load").dataset.updated !== undefined, null, { timeout: 10000 });
+  const rate = await page.locator(`#model-load tr[data-model="${process.env.REAL_MODEL}"] .tps`).textContent();
+  check("the overview shows the model's live tokens/s", Number(rate) > 0, rate);
+  await page.screenshot({ path: `${shots}/overview-live.png`, fullPage: true });
+
+  // Keys and usage pages.
+  await page.goto(`${base}/console/keys`);
+  await page.screenshot({ path: `${shots}/keys.png`, fullPage: true });
+  await page.goto(`${base}/console/usage`);
+  check("usage has a chart", (await page.locator("svg").count()) >= 1);
+  await page.screenshot({ path: `${shots}/usage.png`, fullPage: true });
 
   // Framed by another page: refused (frame-ancestors 'none').
   const framer = await context.newPage();

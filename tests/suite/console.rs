@@ -4,10 +4,15 @@
 //! (`tests/browser/console.mjs`, installed by `make test`). The browser
 //! logs in, approves a paused run and sees it complete, verifies the audit
 //! chain, evaluates a policy and sees the span highlighted, disables and
-//! enables a plugin, creates an agent and tries it on the real model
-//! (following the run live), and checks that hostile data renders inert, that the console
-//! cannot be framed or posted to from another site, and that revoking the
-//! key ends the session. Screenshots land in `target/console-shots/`.
+//! enables a plugin, installs one from an upload and reads the
+//! `warden.toml` lines that grant what it asks for, calls its tool with
+//! JSON arguments, accepts a changed component and removes a plugin,
+//! creates an agent and tries it on the real model (following the run
+//! live), and checks that hostile data (tool arguments, run input, policy
+//! descriptions and messages, audit fields, tool output) renders inert,
+//! that the console cannot be framed or posted to from another site, and
+//! that revoking the key ends the session. Screenshots land in
+//! `target/console-shots/`.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -15,12 +20,33 @@ use std::process::Command;
 use reqwest::Method;
 use serde_json::{Value, json};
 use warden_tests::upstream::Upstream;
-use warden_tests::{Options, Server, api};
+use warden_tests::{Options, Server, api, guests_dist, plugins_dist};
 
 use super::agents::{TICKET_APPROVAL, plugin_config};
 use super::governance_chat::policy_dir_with;
 
 const REAL_MODEL: &str = "smollm2-135m-instruct";
+
+/// A policy whose description and message carry markup, and a rule the
+/// browser's playground triggers.
+const HOSTILE_POLICY: &str = r#"
+policies:
+  - id: hostile-text
+    version: 1
+    description: "<img src=x onerror=\"window.__xss=5\">described"
+    rules:
+      - id: marker
+        stages: [input]
+        match:
+          regex: { pattern: 'xss-marker' }
+        action: block
+        message: "<img src=x onerror=\"window.__xss=4\">Blocked <script>window.__xss=4</script>"
+tests:
+  - name: the marker is blocked
+    stage: input
+    input: "an xss-marker here"
+    expect: { decision: block }
+"#;
 
 fn browser_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/browser"))
@@ -32,24 +58,58 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
         browser_dir().join("node_modules/playwright-core").exists(),
         "playwright-core is not installed in tests/browser (make test installs it)"
     );
-    let policies = policy_dir_with(&[("tickets.yaml", TICKET_APPROVAL)]);
+    let policies = policy_dir_with(&[
+        ("tickets.yaml", TICKET_APPROVAL),
+        ("hostile.yaml", HOSTILE_POLICY),
+    ]);
     let up = Upstream::start().await;
-    let server = Server::start_with(Options {
+    // A plugin from a configured directory (the hostile guest under another
+    // id), recorded at a first start; its component then changes on disk,
+    // so the console's server finds it awaiting an admin's accept.
+    let extra = tempfile::tempdir().unwrap();
+    let changed = extra.path().join("changed");
+    std::fs::create_dir_all(&changed).unwrap();
+    let guest = guests_dist().join("hostile");
+    let manifest = std::fs::read_to_string(guest.join("plugin.toml")).unwrap();
+    std::fs::write(
+        changed.join("plugin.toml"),
+        manifest.replace("id = \"test.hostile\"", "id = \"test.changed\""),
+    )
+    .unwrap();
+    std::fs::copy(guest.join("hostile.wasm"), changed.join("hostile.wasm")).unwrap();
+    let dist = plugins_dist().display().to_string();
+    let plugins = plugin_config().replace(
+        &format!("directories = [\"{dist}\"]"),
+        &format!("directories = [\"{dist}\", \"{}\"]", extra.path().display()),
+    );
+    assert!(
+        plugins.contains(&extra.path().display().to_string()),
+        "{plugins}"
+    );
+    let data = tempfile::tempdir().unwrap();
+    let options = Options {
         // The scripted upstream plays the model for the paused run; the
         // embedded model answers the agent the browser creates.
         config: format!(
-            "{}[[models]]\nbackend = \"embedded\"\nid = \"{REAL_MODEL}\"\n{}",
+            "{}[[models]]\nbackend = \"embedded\"\nid = \"{REAL_MODEL}\"\n{plugins}",
             up.model_config(),
-            plugin_config()
         ),
         env: vec![(
             "WARDEN_POLICIES_DIR".into(),
             policies.path().display().to_string(),
         )],
+        data_dir: Some(data.path().to_owned()),
         ..Options::default()
-    })
-    .unwrap();
-    let root = server.key().to_owned();
+    };
+    let first = Server::start_with(options.clone()).unwrap();
+    let root = first.key().to_owned();
+    assert!(first.terminate().unwrap().success());
+    let mut bytes = std::fs::read(changed.join("hostile.wasm")).unwrap();
+    // A custom section appended keeps the component valid and changes its digest.
+    bytes.extend_from_slice(&[0x00, 0x05, 0x04, b'n', b'o', b't', b'e']);
+    std::fs::write(changed.join("hostile.wasm"), bytes).unwrap();
+    let mut server = Server::start_with(options).unwrap();
+    server.admin_key = Some(root.clone());
     let agent = json!({
         "name": "ticketer", "model": "scripted", "system_prompt": "You open tickets.",
         "tools": ["warden.chatbot/create_ticket"],
@@ -109,6 +169,7 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
         .env("PAUSED_RUN", &run_id)
         .env("REAL_MODEL", REAL_MODEL)
         .env("SHOTS", &shots)
+        .env("GUEST_DIR", &guest)
         .output()
         .expect("node (make test installs what the browser test needs)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -121,7 +182,7 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
         .lines()
         .filter_map(|l| serde_json::from_str(l).ok())
         .collect();
-    assert!(checks.len() >= 20, "every flow reported: {stdout}");
+    assert!(checks.len() >= 34, "every flow reported: {stdout}");
     assert!(checks.iter().all(|c| c["ok"] == true), "{stdout}");
     for shot in [
         "overview",
@@ -131,6 +192,13 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
         "audit",
         "policies",
         "plugins",
+        "plugin-install",
+        "plugin-call",
+        "plugin-accept",
+        "agent",
+        "tried",
+        "keys",
+        "usage",
     ] {
         assert!(shots.join(format!("{shot}.png")).exists(), "{shot}.png");
     }
@@ -155,7 +223,16 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
     assert!(audit.to_string().contains("console-admin"), "{audit}");
     let (_, audit) = api(&server, Method::GET, "/audit?channel=console", &root, None).await;
     let audit = audit.to_string();
-    for action in ["login", "plugin.disable", "plugin.enable", "agent.save"] {
+    for action in [
+        "login",
+        "plugin.disable",
+        "plugin.enable",
+        "plugin.install",
+        "plugin.call",
+        "plugin.accept",
+        "plugin.remove",
+        "agent.save",
+    ] {
         assert!(audit.contains(action), "{action}: {audit}");
     }
     let (_, plugin) = api(
@@ -167,4 +244,11 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
     )
     .await;
     assert_eq!(plugin["status"], "active", "{plugin}");
+    let (_, changed) = api(&server, Method::GET, "/plugins/test.changed", &root, None).await;
+    assert_eq!(
+        changed["status"], "active",
+        "accepted in the browser: {changed}"
+    );
+    let (status, removed) = api(&server, Method::GET, "/plugins/test.hostile", &root, None).await;
+    assert_eq!(status, 404, "removed in the browser: {removed}");
 }

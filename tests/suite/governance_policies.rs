@@ -176,6 +176,8 @@ async fn edits_reload_atomically_and_bad_edits_keep_the_last_good_bundle() {
     .await;
     let message = s["last_reload_error"]["message"].as_str().unwrap();
     assert!(message.starts_with("broken.yaml:3:"), "{message}");
+    assert_eq!(s["last_reload_error"]["location"]["file"], "broken.yaml");
+    assert_eq!(s["last_reload_error"]["location"]["line"], 3);
     assert_eq!(s["bundle"], h1.as_str());
     let (_, d) = api(
         &server,
@@ -200,6 +202,13 @@ async fn edits_reload_atomically_and_bad_edits_keep_the_last_good_bundle() {
     })
     .await;
     assert_eq!(s["bundle"], h1.as_str());
+    let failed = &s["last_reload_error"]["failed_tests"];
+    assert_eq!(failed[0]["file"], "broken.yaml", "{s}");
+    assert_eq!(failed[0]["name"], "wrong", "{s}");
+    assert!(
+        s["tests_by_file"].as_array().is_some_and(|f| !f.is_empty()),
+        "{s}"
+    );
     let (status, body) = api(&server, Method::POST, "/policies/reload", &key, None).await;
     assert_eq!(status, 422, "{body}");
 

@@ -26,6 +26,70 @@ pub enum PolicySource {
 pub struct ReloadError {
     pub at: String,
     pub message: String,
+    /// Where in which file, when the error is a parse error.
+    pub location: Option<ErrorLocation>,
+    /// The inline tests that failed, when that is why.
+    pub failed_tests: Vec<FailedTest>,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct ErrorLocation {
+    pub file: String,
+    pub line: usize,
+    pub column: usize,
+}
+
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct FailedTest {
+    pub file: String,
+    pub name: String,
+    pub problems: Vec<String>,
+}
+
+impl ReloadError {
+    fn new(message: String) -> Self {
+        Self {
+            at: crate::audit::record::now_rfc3339(),
+            message,
+            location: None,
+            failed_tests: Vec::new(),
+        }
+    }
+
+    fn of(e: &BundleError) -> Self {
+        let mut r = Self::new(e.to_string());
+        match e {
+            BundleError::Invalid {
+                file, line, column, ..
+            } => {
+                r.location = Some(ErrorLocation {
+                    file: file.clone(),
+                    line: *line,
+                    column: *column,
+                });
+            }
+            BundleError::File { file, .. } => {
+                r.location = Some(ErrorLocation {
+                    file: file.clone(),
+                    line: 0,
+                    column: 0,
+                });
+            }
+            BundleError::TestsFailed(report) => {
+                r.failed_tests = report
+                    .failures
+                    .iter()
+                    .map(|f| FailedTest {
+                        file: f.file.clone(),
+                        name: f.name.clone(),
+                        problems: f.problems.clone(),
+                    })
+                    .collect();
+            }
+            BundleError::Io { .. } => {}
+        }
+        r
+    }
 }
 
 #[derive(Default)]
@@ -53,7 +117,16 @@ pub struct PolicyStatus {
     pub activated_at: String,
     pub policies: Vec<PolicySummary>,
     pub tests: usize,
+    /// The active bundle's inline tests by file: every one passed, or the
+    /// bundle would not be active.
+    pub tests_by_file: Vec<FileTests>,
     pub last_reload_error: Option<ReloadError>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FileTests {
+    pub file: String,
+    pub passed: Vec<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -133,8 +206,12 @@ impl PolicyStore {
             return Ok(None);
         };
         let _one_at_a_time = self.reloading.lock().unwrap_or_else(|e| e.into_inner());
-        let fp = fingerprint(dir)
-            .map_err(|e| self.fail(format!("cannot read {}: {e}", dir.display())))?;
+        let fp = fingerprint(dir).map_err(|e| {
+            self.fail(ReloadError::new(format!(
+                "cannot read {}: {e}",
+                dir.display()
+            )))
+        })?;
         if !force && fp == self.state().fingerprint {
             return Ok(None);
         }
@@ -155,17 +232,13 @@ impl PolicyStore {
             }
             Err(e) => {
                 drop(state);
-                Err(self.fail(e.to_string()))
+                Err(self.fail(ReloadError::of(&e)))
             }
         }
     }
 
-    fn fail(&self, message: String) -> ReloadError {
-        tracing::warn!(error = %message, "policy reload refused; the last good bundle stays active");
-        let error = ReloadError {
-            at: crate::audit::record::now_rfc3339(),
-            message,
-        };
+    fn fail(&self, error: ReloadError) -> ReloadError {
+        tracing::warn!(error = %error.message, "policy reload refused; the last good bundle stays active");
         self.state().last_error = Some(error.clone());
         error
     }
@@ -195,6 +268,19 @@ impl PolicyStore {
             bundle: bundle.hash.clone(),
             activated_at: state.activated_at.clone(),
             tests: bundle.tests.len(),
+            tests_by_file: {
+                let mut by_file: Vec<FileTests> = Vec::new();
+                for (file, test) in &bundle.tests {
+                    match by_file.last_mut() {
+                        Some(f) if &f.file == file => f.passed.push(test.name.clone()),
+                        _ => by_file.push(FileTests {
+                            file: file.clone(),
+                            passed: vec![test.name.clone()],
+                        }),
+                    }
+                }
+                by_file
+            },
             last_reload_error: state.last_error.clone(),
             policies: bundle
                 .policies
@@ -239,4 +325,78 @@ fn fingerprint(dir: &Path) -> std::io::Result<Vec<(String, u64, Option<SystemTim
     }
     out.sort();
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = "policies:\n  - id: x\n    version: 1\n    rules: []\ntests:\n  - name: says hi\n    stage: output\n    input: hi\n    expect: { decision: allow }\n";
+
+    fn store_over(files: &[(&str, &str)]) -> (tempfile::TempDir, PolicyStore) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            std::fs::write(dir.path().join(name), text).unwrap();
+        }
+        let store = PolicyStore::open(PolicySource::Dir(dir.path().to_owned())).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn status_lists_the_active_bundles_tests_by_file() {
+        let (_dir, store) = store_over(&[("a.yaml", GOOD)]);
+        let status = store.status();
+        assert_eq!(status.tests, 1);
+        assert_eq!(status.tests_by_file.len(), 1);
+        assert_eq!(status.tests_by_file[0].file, "a.yaml");
+        assert_eq!(status.tests_by_file[0].passed, ["says hi"]);
+    }
+
+    #[test]
+    fn a_parse_error_is_kept_with_its_file_line_and_column() {
+        let (dir, store) = store_over(&[("a.yaml", GOOD)]);
+        std::fs::write(
+            dir.path().join("b.yaml"),
+            "policies:\n  - id: y\n    version: one\n",
+        )
+        .unwrap();
+        let e = store.reload(true).unwrap_err();
+        let at = e.location.clone().expect("a location");
+        assert_eq!((at.file.as_str(), at.line), ("b.yaml", 3), "{e:?}");
+        assert!(at.column > 0, "{e:?}");
+        assert!(e.failed_tests.is_empty());
+        let kept = store
+            .status()
+            .last_reload_error
+            .expect("kept for the status");
+        assert_eq!(kept.location, Some(at));
+    }
+
+    #[test]
+    fn failing_inline_tests_are_kept_by_name_with_what_differed() {
+        let (dir, store) = store_over(&[("a.yaml", GOOD)]);
+        std::fs::write(
+            dir.path().join("a.yaml"),
+            GOOD.replace("decision: allow", "decision: block"),
+        )
+        .unwrap();
+        let e = store.reload(true).unwrap_err();
+        assert_eq!(e.location, None);
+        assert_eq!(e.failed_tests.len(), 1, "{e:?}");
+        let failed = &e.failed_tests[0];
+        assert_eq!(
+            (failed.file.as_str(), failed.name.as_str()),
+            ("a.yaml", "says hi")
+        );
+        assert!(
+            failed.problems[0].contains("expected block, got allow"),
+            "{:?}",
+            failed.problems
+        );
+        // The last good bundle stays, and a good reload clears the error.
+        assert_eq!(store.status().tests_by_file[0].passed, ["says hi"]);
+        std::fs::write(dir.path().join("a.yaml"), GOOD).unwrap();
+        store.reload(true).unwrap();
+        assert!(store.status().last_reload_error.is_none());
+    }
 }

@@ -114,6 +114,8 @@ pub struct EffectiveGrant {
     /// Declared variables → value (None when unset).
     config: BTreeMap<String, Option<String>>,
     secret_values: Vec<String>,
+    /// Required config variables that have no value.
+    unset_required: Vec<String>,
     pub limits: EffectiveLimits,
     /// Problems the operator should know about (clamped limits, unset
     /// required variables, grants the manifest never asked for).
@@ -149,6 +151,7 @@ impl EffectiveGrant {
 
         let mut config = BTreeMap::new();
         let mut secret_values = Vec::new();
+        let mut unset_required = Vec::new();
         for (name, var) in &caps.config {
             let value = match g.config.get(name) {
                 Some(ConfigValue::Value(v)) => Some(v.clone()),
@@ -164,6 +167,7 @@ impl EffectiveGrant {
                 None => var.default.clone(),
             };
             if value.is_none() && var.required {
+                unset_required.push(name.clone());
                 warnings.push(format!(
                     "required config variable {name:?} is not set; set it in warden.toml: \
                      [plugins.grants.\"{}\".config] {name} = ...",
@@ -250,9 +254,92 @@ impl EffectiveGrant {
             allow_private_networks: g.allow_private_networks,
             config,
             secret_values,
+            unset_required,
             limits,
             warnings,
         }
+    }
+
+    /// The `warden.toml` lines that would grant everything the manifest
+    /// requests and this grant does not give, `None` when nothing is
+    /// missing. Lists are complete (what is granted now plus what is
+    /// missing), so each line can replace the key of the same name in the
+    /// plugin's grant table; required config variables are read from the
+    /// environment, so no secret needs to be written into the file.
+    pub fn missing_grant_toml(&self) -> Option<String> {
+        let quote = |s: &str| toml::Value::String(s.to_owned()).to_string();
+        let list = |items: Vec<&str>| {
+            let quoted: Vec<String> = items.into_iter().map(quote).collect();
+            format!("[{}]", quoted.join(", "))
+        };
+        let table = format!("[plugins.grants.{}]", quote(&self.plugin_id));
+        let mut lines = Vec::new();
+        if self.llm_requested && !self.llm_granted {
+            lines.push("llm = true".to_owned());
+        }
+        if self
+            .kv_requested
+            .iter()
+            .any(|b| !self.kv_granted.contains(b))
+        {
+            let mut all: Vec<&str> = self.kv_granted.iter().map(String::as_str).collect();
+            for b in &self.kv_requested {
+                if !all.contains(&b.as_str()) {
+                    all.push(b);
+                }
+            }
+            lines.push(format!("kv_buckets = {}", list(all)));
+        }
+        let http_missing: Vec<&HostPattern> = self
+            .http_requested
+            .iter()
+            .filter(|p| !self.http_granted.iter().any(|g| g.covers(p)))
+            .collect();
+        if !http_missing.is_empty() {
+            let mut all: Vec<&str> = self.http_granted.iter().map(|g| g.text.as_str()).collect();
+            all.extend(http_missing.iter().map(|p| p.text.as_str()));
+            lines.push(format!("http_hosts = {}", list(all)));
+        }
+        let mut config = Vec::new();
+        for name in &self.unset_required {
+            let env: String = format!("WARDEN_{}_{name}", self.plugin_id)
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            config.push(format!("{} = {{ env = {} }}", quote_key(name), quote(&env)));
+        }
+        if lines.is_empty() && config.is_empty() {
+            return None;
+        }
+        let mut out = String::new();
+        if !lines.is_empty() {
+            out.push_str(&table);
+            out.push('\n');
+            for l in lines {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
+        if !config.is_empty() {
+            if !out.is_empty() {
+                out.push('\n');
+            }
+            out.push_str(&format!(
+                "[plugins.grants.{}.config]\n",
+                quote(&self.plugin_id)
+            ));
+            for l in config {
+                out.push_str(&l);
+                out.push('\n');
+            }
+        }
+        Some(out)
     }
 
     /// The same limits with every capability withdrawn (for `describe`,
@@ -264,6 +351,7 @@ impl EffectiveGrant {
             http_granted: Vec::new(),
             config: self.config.keys().map(|k| (k.clone(), None)).collect(),
             secret_values: Vec::new(),
+            unset_required: Vec::new(),
             warnings: Vec::new(),
             ..self.clone()
         }
@@ -395,6 +483,19 @@ impl EffectiveGrant {
             l.fuel.map(|f| format!(", fuel {f}")).unwrap_or_default()
         ));
         lines
+    }
+}
+
+/// A TOML key: bare when it can be, quoted otherwise.
+fn quote_key(key: &str) -> String {
+    if !key.is_empty()
+        && key
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        key.to_owned()
+    } else {
+        toml::Value::String(key.to_owned()).to_string()
     }
 }
 
@@ -682,6 +783,76 @@ mod tests {
                 .warnings
                 .iter()
                 .any(|w| w.contains("required config variable \"token\""))
+        );
+    }
+
+    /// The lines the console shows are a working grant: pasted into
+    /// `warden.toml`, every requested capability is granted.
+    #[test]
+    fn missing_grant_lines_grant_exactly_what_was_requested() {
+        let m = manifest(
+            "[capabilities]\nllm = true\nkv_buckets = [\"a\", \"b\"]\n\
+             http_hosts = [\"https://*.example.com\", \"http://127.0.0.1:9000\"]\n\
+             [capabilities.config.token]\nsecret = true\nrequired = true\n\
+             [capabilities.config.region]\ndefault = \"eu\"",
+        );
+        let og =
+            grant("kv_buckets = [\"a\"]\nhttp_hosts = [\"https://*.example.com\"]\nmemory_mb = 16");
+        let policy = LimitPolicy::default();
+        let g = EffectiveGrant::compute(&m, Some(&og), &policy, |_| None);
+        let lines = g.missing_grant_toml().expect("something is missing");
+        assert!(
+            lines.starts_with(&format!("[plugins.grants.\"{}\"]\n", m.id)),
+            "{lines}"
+        );
+        assert!(lines.contains("kv_buckets = [\"a\", \"b\"]"), "{lines}");
+        assert!(
+            lines.contains("http_hosts = [\"https://*.example.com\", \"http://127.0.0.1:9000\"]"),
+            "{lines}"
+        );
+
+        // Paste the lines over the operator's grant table, key by key.
+        #[derive(Deserialize)]
+        struct File {
+            plugins: Plugins,
+        }
+        #[derive(Deserialize)]
+        struct Plugins {
+            grants: BTreeMap<String, toml::Table>,
+        }
+        let pasted: File = toml::from_str(&lines).expect("the lines are valid TOML");
+        let mut table: toml::Table = toml::from_str(
+            "kv_buckets = [\"a\"]\nhttp_hosts = [\"https://*.example.com\"]\nmemory_mb = 16",
+        )
+        .unwrap();
+        for (k, v) in pasted.plugins.grants[&m.id].clone() {
+            table.insert(k, v);
+        }
+        let merged: OperatorGrant = table.try_into().expect("a valid grant");
+        let env_var = "WARDEN_ACME_T_TOKEN";
+        assert!(lines.contains(env_var), "{lines}");
+        let fixed = EffectiveGrant::compute(&m, Some(&merged), &policy, |k| {
+            (k == env_var).then(|| "set".to_owned())
+        });
+        assert_eq!(fixed.missing_grant_toml(), None);
+        assert!(fixed.check_llm().is_ok());
+        assert!(fixed.check_kv("b").is_ok());
+        assert!(fixed.check_http("http", "127.0.0.1", 9000).is_ok());
+        assert_eq!(fixed.limits.memory_bytes, 16 << 20, "other keys are kept");
+        assert!(
+            !fixed.summary().iter().any(|l| l.contains("NOT granted")),
+            "{:?}",
+            fixed.summary()
+        );
+        // Only the operator's own memory ceiling (16 MiB under the default
+        // 64) is left to warn about.
+        assert!(
+            fixed
+                .warnings
+                .iter()
+                .all(|w| w.starts_with("limits.memory_mb")),
+            "{:?}",
+            fixed.warnings
         );
     }
 }

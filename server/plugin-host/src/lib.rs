@@ -30,6 +30,6 @@ pub mod state;
 
 pub use config::PluginsConfig;
 pub use host::{HostServices, LlmProvider};
-pub use manager::{ManageError, PluginManager, PluginView};
+pub use manager::{ManageError, PluginManager, PluginView, Source};
 pub use manifest::Manifest;
 pub use runtime::{CallError, CallOutcome, CallRequest, LoadedPlugin};

@@ -36,3 +36,26 @@ if (timeline && timeline.dataset.live) {
     window.location.reload();
   });
 }
+
+// The overview's model table follows the metrics: requests in flight and
+// the last minute's tokens/s, refreshed every two seconds.
+const load = document.getElementById("model-load");
+if (load && load.dataset.live) {
+  const refresh = async () => {
+    try {
+      const response = await fetch(load.dataset.live, { credentials: "same-origin" });
+      if (!response.ok) return;
+      const { models } = await response.json();
+      for (const row of load.querySelectorAll("tr[data-model]")) {
+        const m = models.find((x) => x.model === row.dataset.model);
+        if (!m) continue;
+        row.querySelector(".in-flight").textContent = String(m.in_flight);
+        row.querySelector(".tps").textContent = String(m.tokens_per_second);
+      }
+      load.dataset.updated = String(Date.now());
+    } catch (_) {
+      // The next tick tries again.
+    }
+  };
+  setInterval(refresh, 2000);
+}

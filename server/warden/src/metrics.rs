@@ -5,9 +5,13 @@
 //! (route templates, model ids from config, status codes), never from raw
 //! request data, so cardinality stays bounded.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The window the live generation rate is computed over.
+const LIVE_WINDOW: Duration = Duration::from_secs(60);
 
 const LATENCY_BUCKETS: &[f64] = &[
     0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0,
@@ -49,6 +53,49 @@ type Labels = Vec<(&'static str, String)>;
 struct Inner {
     counters: BTreeMap<(&'static str, Labels), u64>,
     histograms: BTreeMap<(&'static str, Labels), Histogram>,
+    gauges: BTreeMap<(&'static str, Labels), i64>,
+    /// Completion tokens of the last minute by model, for the live rate.
+    recent: BTreeMap<String, VecDeque<(Instant, u32)>>,
+}
+
+/// A model's load right now, for the console's overview.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ModelLoad {
+    pub model: String,
+    /// Requests sent to the backend and not finished: running or queued.
+    pub in_flight: i64,
+    /// Completion tokens per second over the last minute.
+    pub tokens_per_second: f64,
+}
+
+/// Counts one request in flight until dropped.
+pub struct InFlight {
+    metrics: Arc<Metrics>,
+    labels: Labels,
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut inner = self.metrics.lock();
+        if let Some(v) = inner
+            .gauges
+            .get_mut(&(IN_FLIGHT, std::mem::take(&mut self.labels)))
+        {
+            *v -= 1;
+        }
+    }
+}
+
+const IN_FLIGHT: &str = "warden_model_requests_in_flight";
+const CHANNEL_REFUSED: &str = "warden_channel_refused_total";
+const CHANNEL_DUPLICATES: &str = "warden_channel_duplicates_total";
+
+/// What a channel's webhooks refused and dropped since the start.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ChannelDrops {
+    pub signature: u64,
+    pub replayed: u64,
+    pub duplicates: u64,
 }
 
 /// All metrics Warden exports.
@@ -87,6 +134,21 @@ const HELP: &[(&str, &str, &str)] = &[
         "warden_completion_tokens_per_second",
         "histogram",
         "Generation speed of each completion, by model.",
+    ),
+    (
+        CHANNEL_REFUSED,
+        "counter",
+        "Channel webhook posts refused before anything was stored, by channel, connection and reason (signature, replayed).",
+    ),
+    (
+        CHANNEL_DUPLICATES,
+        "counter",
+        "Channel events dropped as duplicates of one already taken (provider retries, replays), by channel and connection.",
+    ),
+    (
+        IN_FLIGHT,
+        "gauge",
+        "Requests sent to each model's backend and not finished (running or queued), by model.",
     ),
     (
         "warden_plugin_calls_total",
@@ -140,6 +202,17 @@ impl Metrics {
             .counters
             .entry(("warden_completion_tokens_total", labels.clone()))
             .or_default() += u64::from(completion);
+        if completion > 0 {
+            let now = Instant::now();
+            let recent = inner.recent.entry(model.to_owned()).or_default();
+            recent.push_back((now, completion));
+            while recent
+                .front()
+                .is_some_and(|(t, _)| now.duration_since(*t) > LIVE_WINDOW)
+            {
+                recent.pop_front();
+            }
+        }
         if completion > 0 && gen_seconds > 0.0 {
             inner
                 .histograms
@@ -171,6 +244,118 @@ impl Metrics {
             .observe(seconds);
     }
 
+    /// A webhook post refused before anything was stored. `connection` is
+    /// empty when no connection's secret matched (so none can be named).
+    pub fn record_channel_refusal(&self, channel: &str, connection: &str, reason: &'static str) {
+        let labels = vec![
+            ("channel", channel.to_owned()),
+            ("connection", connection.to_owned()),
+            ("reason", reason.to_owned()),
+        ];
+        *self
+            .lock()
+            .counters
+            .entry((CHANNEL_REFUSED, labels))
+            .or_default() += 1;
+    }
+
+    /// An event dropped as a duplicate of one already taken.
+    pub fn record_channel_duplicate(&self, channel: &str, connection: &str) {
+        let labels = vec![
+            ("channel", channel.to_owned()),
+            ("connection", connection.to_owned()),
+        ];
+        *self
+            .lock()
+            .counters
+            .entry((CHANNEL_DUPLICATES, labels))
+            .or_default() += 1;
+    }
+
+    /// Refusals and duplicates of one channel kind's connection; refusals
+    /// no connection could be named for count towards every connection.
+    pub fn channel_drops(&self, channel: &str, connection: &str) -> ChannelDrops {
+        let inner = self.lock();
+        let mut d = ChannelDrops::default();
+        let value = |labels: &Labels, key: &str| {
+            labels
+                .iter()
+                .find(|(k, _)| *k == key)
+                .map(|(_, v)| v.as_str())
+                .unwrap_or_default()
+                .to_owned()
+        };
+        for ((name, labels), n) in &inner.counters {
+            if value(labels, "channel") != channel {
+                continue;
+            }
+            let conn = value(labels, "connection");
+            if conn != connection && !(conn.is_empty() && *name == CHANNEL_REFUSED) {
+                continue;
+            }
+            match (*name, value(labels, "reason").as_str()) {
+                (CHANNEL_REFUSED, "signature") => d.signature += n,
+                (CHANNEL_REFUSED, "replayed") => d.replayed += n,
+                (CHANNEL_DUPLICATES, _) => d.duplicates += n,
+                _ => {}
+            }
+        }
+        d
+    }
+
+    /// Counts a request to `model`'s backend as in flight until the guard
+    /// is dropped.
+    pub fn in_flight(self: &Arc<Self>, model: &str) -> InFlight {
+        let labels = vec![("model", model.to_owned())];
+        *self
+            .lock()
+            .gauges
+            .entry((IN_FLIGHT, labels.clone()))
+            .or_default() += 1;
+        InFlight {
+            metrics: Arc::clone(self),
+            labels,
+        }
+    }
+
+    /// Each model's requests in flight and completion tokens per second
+    /// over the last minute (models that have seen no request are absent).
+    pub fn load(&self) -> Vec<ModelLoad> {
+        let now = Instant::now();
+        let inner = self.lock();
+        let mut models: BTreeMap<String, ModelLoad> = BTreeMap::new();
+        for ((name, labels), v) in &inner.gauges {
+            if *name == IN_FLIGHT
+                && let Some((_, model)) = labels.first()
+            {
+                models
+                    .entry(model.clone())
+                    .or_insert_with(|| ModelLoad {
+                        model: model.clone(),
+                        in_flight: 0,
+                        tokens_per_second: 0.0,
+                    })
+                    .in_flight = *v;
+            }
+        }
+        for (model, recent) in &inner.recent {
+            let tokens: u64 = recent
+                .iter()
+                .filter(|(t, _)| now.duration_since(*t) <= LIVE_WINDOW)
+                .map(|(_, n)| u64::from(*n))
+                .sum();
+            models
+                .entry(model.clone())
+                .or_insert_with(|| ModelLoad {
+                    model: model.clone(),
+                    in_flight: 0,
+                    tokens_per_second: 0.0,
+                })
+                .tokens_per_second = tokens as f64 / LIVE_WINDOW.as_secs_f64();
+        }
+        models.into_values().collect()
+    }
+
     /// Renders every metric in the Prometheus text format (version 0.0.4).
     pub fn render(&self) -> String {
         let inner = self.lock();
@@ -178,6 +363,9 @@ impl Metrics {
         for (name, kind, help) in HELP {
             let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
             for ((n, labels), v) in inner.counters.iter().filter(|((n, _), _)| n == name) {
+                let _ = writeln!(out, "{n}{} {v}", fmt_labels(labels, None));
+            }
+            for ((n, labels), v) in inner.gauges.iter().filter(|((n, _), _)| n == name) {
                 let _ = writeln!(out, "{n}{} {v}", fmt_labels(labels, None));
             }
             for ((n, labels), h) in inner.histograms.iter().filter(|((n, _), _)| n == name) {
@@ -254,5 +442,66 @@ mod tests {
             )
         );
         assert!(text.contains("# TYPE warden_prompt_tokens_total counter"));
+    }
+
+    #[test]
+    fn requests_in_flight_count_until_their_guard_drops() {
+        let m = Arc::new(Metrics::default());
+        let a = m.in_flight("m");
+        let b = m.in_flight("m");
+        assert_eq!(m.load()[0].in_flight, 2);
+        assert!(
+            m.render()
+                .contains("warden_model_requests_in_flight{model=\"m\"} 2")
+        );
+        drop(a);
+        assert_eq!(m.load()[0].in_flight, 1);
+        drop(b);
+        assert_eq!(m.load()[0].in_flight, 0);
+        assert!(
+            m.render()
+                .contains("# TYPE warden_model_requests_in_flight gauge")
+        );
+    }
+
+    #[test]
+    fn the_live_rate_is_the_last_minutes_completion_tokens_per_second() {
+        let m = Metrics::default();
+        m.record_tokens("m", 5, 90, 1.0);
+        m.record_tokens("m", 5, 30, 1.0);
+        m.record_tokens("n", 5, 0, 1.0);
+        let load = m.load();
+        assert_eq!(
+            load.len(),
+            1,
+            "a model with no completion tokens has no rate: {load:?}"
+        );
+        assert_eq!(load[0].model, "m");
+        assert!((load[0].tokens_per_second - 2.0).abs() < 1e-9, "{load:?}");
+    }
+
+    #[test]
+    fn channel_drops_are_counted_per_connection_and_unnamed_refusals_count_for_all() {
+        let m = Metrics::default();
+        m.record_channel_refusal("slack", "", "signature");
+        m.record_channel_refusal("email", "support", "signature");
+        m.record_channel_refusal("email", "support", "replayed");
+        m.record_channel_duplicate("email", "support");
+        m.record_channel_duplicate("email", "sales");
+        let support = m.channel_drops("email", "support");
+        assert_eq!(
+            support,
+            ChannelDrops {
+                signature: 1,
+                replayed: 1,
+                duplicates: 1
+            }
+        );
+        assert_eq!(m.channel_drops("email", "sales").duplicates, 1);
+        assert_eq!(m.channel_drops("email", "sales").signature, 0);
+        assert_eq!(m.channel_drops("slack", "workspace").signature, 1);
+        assert!(m.render().contains(
+            "warden_channel_refused_total{channel=\"email\",connection=\"support\",reason=\"replayed\"} 1"
+        ));
     }
 }

@@ -33,16 +33,8 @@ pub async fn serve(config: Config, notify: impl Fn(Notice)) -> anyhow::Result<()
         let key = crate::keys::create(&core.db, "admin", crate::keys::Role::Admin).await?;
         notify(Notice::AdminKey(key));
     }
+    let (state, log_writer) = app_state(&config, &core, |var| std::env::var(var).ok())?;
     let audit_writer = core.audit_writer;
-    let (state, log_writer) = app_state(
-        &config,
-        core.registry,
-        core.db,
-        core.governor,
-        core.plugins,
-        core.agents,
-        |var| std::env::var(var).ok(),
-    )?;
     let channel_tasks = state
         .channels
         .as_ref()
@@ -95,27 +87,25 @@ pub async fn serve(config: Config, notify: impl Fn(Notice)) -> anyhow::Result<()
 /// configured channels (their secrets read through `env`).
 pub fn app_state(
     config: &Config,
-    registry: Arc<ModelRegistry>,
-    db: sea_orm::DatabaseConnection,
-    governor: Arc<Governor>,
-    plugins: Arc<PluginManager>,
-    agents: Arc<AgentService>,
+    core: &Core,
     env: impl Fn(&str) -> Option<String>,
 ) -> anyhow::Result<(AppState, crate::api::request_log::LogWriter)> {
+    let db = core.db.clone();
     let (request_log, log_writer) = RequestLogger::spawn(db.clone());
     let limits = Limits {
         default_max_tokens: config.server.default_max_tokens,
         max_tokens_limit: config.server.max_tokens_limit,
     };
     let mut state = AppState::new(
-        registry,
+        core.registry.clone(),
         db.clone(),
         limits,
         request_log,
-        governor,
-        plugins,
-        agents,
+        core.governor.clone(),
+        core.plugins.clone(),
+        core.agents.clone(),
     );
+    state.metrics = core.metrics.clone();
     state.stream_hold_back = config.policies.stream_hold_back_bytes;
     state.console = config.console.clone();
     state.channels =
@@ -149,6 +139,8 @@ async fn shutdown_signal() {
 /// What the server and in-process CLI verbs (`warden agent run`) share.
 pub struct Core {
     pub db: sea_orm::DatabaseConnection,
+    /// Shared with the HTTP state: the registry's backends count into it.
+    pub metrics: Arc<crate::metrics::Metrics>,
     pub registry: Arc<ModelRegistry>,
     pub governor: Arc<Governor>,
     pub plugins: Arc<PluginManager>,
@@ -163,7 +155,11 @@ pub async fn start_core(config: &Config) -> anyhow::Result<Core> {
     let db = warden_db::connect(&config.database_url())
         .await
         .context("opening the database")?;
-    let registry = Arc::new(crate::models::load(config).await?);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let registry = Arc::new(crate::models::metered(
+        &crate::models::load(config).await?,
+        &metrics,
+    ));
     let (governor, audit_writer) = start_governance(config, &registry, db.clone())?;
     let plugins = Arc::new(start_plugins(config, &registry, db.clone()).await?);
     let default_model = config.first_model_id();
@@ -186,6 +182,7 @@ pub async fn start_core(config: &Config) -> anyhow::Result<Core> {
     }
     Ok(Core {
         db,
+        metrics,
         registry,
         governor,
         plugins,

@@ -179,6 +179,7 @@ impl PluginManager {
                 manifest: Some(manifest),
                 status,
                 error: None,
+                digest_changed: false,
                 loaded,
             },
         );

@@ -81,6 +81,7 @@ impl PluginManager {
                         manifest: None,
                         status: Status::Failed,
                         error: Some(e.to_string()),
+                        digest_changed: false,
                         loaded: None,
                     },
                 );
@@ -91,6 +92,7 @@ impl PluginManager {
         let result = self
             .load_checked(&manifest, &manifest_file, &source, actor)
             .await;
+        let digest_changed = matches!(result, Err(LoadError::DigestChanged { .. }));
         let (status, error, loaded) = match result {
             Ok(Some(p)) => {
                 tracing::info!(plugin = %id, tools = p.tools.len(), "plugin loaded");
@@ -110,6 +112,7 @@ impl PluginManager {
                 manifest: Some(manifest),
                 status,
                 error,
+                digest_changed,
                 loaded,
             },
         );

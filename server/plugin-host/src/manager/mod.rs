@@ -115,6 +115,8 @@ struct Entry {
     manifest: Option<Manifest>,
     status: Status,
     error: Option<String>,
+    /// The component on disk is not the one recorded at install.
+    digest_changed: bool,
     loaded: Option<Arc<LoadedPlugin>>,
 }
 

@@ -22,6 +22,12 @@ pub struct PluginView {
     pub tools: Vec<ToolInfo>,
     pub grant: Vec<String>,
     pub warnings: Vec<String>,
+    /// The `warden.toml` lines that would grant what the plugin requests
+    /// and is not granted (None when nothing is missing).
+    pub missing_grant_toml: Option<String>,
+    /// A component from a configured directory whose digest changed since
+    /// it was recorded: it does not run until an admin accepts it.
+    pub awaiting_accept: bool,
 }
 
 impl PluginManager {
@@ -65,7 +71,9 @@ impl PluginManager {
                 .as_ref()
                 .map(EffectiveGrant::summary)
                 .unwrap_or_default(),
+            missing_grant_toml: grant.as_ref().and_then(EffectiveGrant::missing_grant_toml),
             warnings: grant.map(|g| g.warnings).unwrap_or_default(),
+            awaiting_accept: e.digest_changed && matches!(e.source, Source::Directory(_)),
         })
     }
 

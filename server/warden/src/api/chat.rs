@@ -4,7 +4,6 @@
 //! tool calls the model proposes at `tool_call`. Each check is audited.
 
 use std::convert::Infallible;
-use std::time::Instant;
 
 use axum::Json;
 use axum::extract::{Extension, State};
@@ -21,7 +20,6 @@ use super::wire::{
     ChatCompletionRequest, ChatCompletionResponse, ResponseMessage, wire_tool_calls,
 };
 use crate::keys::Principal;
-use crate::metrics::Metrics;
 use warden_governance::{Checked, Governor};
 use warden_llm::{ChatRequest, EventStream, StreamEvent, ToolCall};
 use warden_policy::stream::{Release, StreamGuard};
@@ -46,7 +44,6 @@ pub async fn completions(
     record.set_model(&body.model, body.stream);
     let id = format!("chatcmpl-{}", uuid::Uuid::new_v4().simple());
     let created = chrono::Utc::now().timestamp();
-    let start = Instant::now();
     let subject = Subject {
         key: Some(principal.name.clone()),
         channel: Some("api".into()),
@@ -61,13 +58,6 @@ pub async fn completions(
             out.content = Some(checked.decision.text(content).to_owned());
         }
         govern_tool_calls(&state.governor, &mut out.tool_calls, &subject, &id).await?;
-        let elapsed = start.elapsed().as_secs_f64();
-        state.metrics.record_tokens(
-            &body.model,
-            out.usage.prompt_tokens,
-            out.usage.completion_tokens,
-            elapsed,
-        );
         record.set_tokens(out.usage.prompt_tokens, out.usage.completion_tokens);
         return Ok(Json(ChatCompletionResponse::single(
             id,
@@ -91,12 +81,9 @@ pub async fn completions(
     let sse = sse_events(
         SseContext {
             id: id.clone(),
-            chunks: ChunkWriter::new(id, created, body.model.clone()),
-            model: body.model,
+            chunks: ChunkWriter::new(id, created, body.model),
             include_usage,
             record,
-            metrics: state.metrics.clone(),
-            start,
             governor: state.governor.clone(),
             guard,
             subject,
@@ -111,11 +98,8 @@ pub async fn completions(
 struct SseContext {
     id: String,
     chunks: ChunkWriter,
-    model: String,
     include_usage: bool,
     record: RequestRecord,
-    metrics: std::sync::Arc<Metrics>,
-    start: Instant,
     governor: std::sync::Arc<Governor>,
     guard: StreamGuard,
     subject: Subject,
@@ -229,13 +213,6 @@ fn sse_events(
                             return;
                         }
                     }
-                    let elapsed = ctx.start.elapsed().as_secs_f64();
-                    ctx.metrics.record_tokens(
-                        &ctx.model,
-                        usage.prompt_tokens,
-                        usage.completion_tokens,
-                        elapsed,
-                    );
                     ctx.record
                         .set_tokens(usage.prompt_tokens, usage.completion_tokens);
                     if tx.send(ctx.chunks.finish(finish_reason)).await.is_err() {

@@ -12,7 +12,7 @@ mod json;
 mod keys;
 mod memory;
 mod models;
-mod plugins;
+pub(crate) mod plugins;
 pub mod request_log;
 #[cfg(test)]
 mod slack_tests;

@@ -190,34 +190,66 @@ pub async fn call(
     ApiJson(body): ApiJson<Call>,
 ) -> Result<Json<Value>, ApiError> {
     require_admin(&principal)?;
-    if !body.arguments.is_object() {
+    let request = CallRequest {
+        user: body.user,
+        conversation: body.conversation,
+    };
+    let done = call_tool(&state, &id, &tool, &body.arguments, &request).await?;
+    Ok(Json(done.to_json()))
+}
+
+/// A direct tool call that succeeded, and what it cost.
+pub struct DirectCall {
+    pub call_id: String,
+    pub output: Value,
+    pub elapsed_ms: f64,
+    pub peak_memory_bytes: u64,
+    pub fuel_consumed: Option<u64>,
+    pub queued: bool,
+}
+
+impl DirectCall {
+    fn to_json(&self) -> Value {
+        json!({
+            "call_id": self.call_id,
+            "output": self.output,
+            "elapsed_ms": self.elapsed_ms,
+            "peak_memory_bytes": self.peak_memory_bytes,
+            "fuel_consumed": self.fuel_consumed,
+            "queued": self.queued,
+        })
+    }
+}
+
+/// Calls one tool of one plugin directly (an admin's call, outside any
+/// agent run), for the API and the console alike; counted in the metrics.
+pub async fn call_tool(
+    state: &AppState,
+    id: &str,
+    tool: &str,
+    arguments: &Value,
+    request: &CallRequest,
+) -> Result<DirectCall, ApiError> {
+    if !arguments.is_object() {
         return Err(ApiError::invalid_param(
             "arguments",
             "arguments must be a JSON object",
         ));
     }
-    let plugin = state.plugins.get(&id).await?;
-    let request = CallRequest {
-        user: body.user,
-        conversation: body.conversation,
-    };
-    let outcome = plugin
-        .call(&tool, &body.arguments.to_string(), &request)
-        .await;
+    let plugin = state.plugins.get(id).await?;
+    let outcome = plugin.call(tool, &arguments.to_string(), request).await;
     state.metrics.record_plugin_call(
-        &id,
+        id,
         outcome.result.as_ref().err().map(CallError::code),
         outcome.elapsed.as_secs_f64(),
     );
-    match outcome.result {
-        Ok(output) => Ok(Json(json!({
-            "call_id": outcome.call_id,
-            "output": output,
-            "elapsed_ms": outcome.elapsed.as_secs_f64() * 1000.0,
-            "peak_memory_bytes": outcome.peak_memory_bytes,
-            "fuel_consumed": outcome.fuel_consumed,
-            "queued": outcome.queued,
-        }))),
-        Err(e) => Err(e.into()),
-    }
+    let output = outcome.result?;
+    Ok(DirectCall {
+        call_id: outcome.call_id,
+        output,
+        elapsed_ms: outcome.elapsed.as_secs_f64() * 1000.0,
+        peak_memory_bytes: outcome.peak_memory_bytes,
+        fuel_consumed: outcome.fuel_consumed,
+        queued: outcome.queued,
+    })
 }

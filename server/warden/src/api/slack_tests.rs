@@ -25,6 +25,7 @@ const TEAM: &str = "T0001";
 struct SlackApp {
     router: axum::Router,
     channels: Arc<Channels>,
+    metrics: Arc<crate::metrics::Metrics>,
     _dir: tempfile::TempDir,
 }
 
@@ -59,6 +60,7 @@ async fn slack_app() -> SlackApp {
         .unwrap();
     state.channels = Some(channels.clone());
     SlackApp {
+        metrics: state.metrics.clone(),
         router: router(state, MAX_BODY),
         channels,
         _dir: dir,
@@ -315,6 +317,9 @@ async fn forged_stale_and_malformed_requests_are_refused_and_nothing_is_stored()
         .await;
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.count(InboxStatus::Received).await, 1);
+    let drops = app.metrics.channel_drops("slack", "main");
+    assert!(drops.signature > 0, "refusals are counted: {drops:?}");
+    assert_eq!(drops.duplicates, 0);
 }
 
 #[tokio::test]
@@ -344,6 +349,8 @@ async fn a_mention_is_stored_once_whatever_slack_retries_or_doubles() {
     assert_eq!(status, StatusCode::OK);
     assert_eq!(app.count(InboxStatus::Received).await, 1);
     assert_eq!(app.stored().await, 1);
+    // Two retries and the twin, counted for the console's overview.
+    assert_eq!(app.metrics.channel_drops("slack", "main").duplicates, 3);
 }
 
 #[tokio::test]

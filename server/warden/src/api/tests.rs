@@ -48,7 +48,8 @@ pub(crate) async fn state(dir: &std::path::Path) -> (AppState, Arc<ScriptedBacke
     let backend = ScriptedBackend::new(MODEL, []);
     let mut registry = ModelRegistry::default();
     registry.insert(backend.clone());
-    let registry = Arc::new(registry);
+    let metrics = Arc::new(crate::metrics::Metrics::default());
+    let registry = Arc::new(crate::models::metered(&registry, &metrics));
     let (audit, _) = AuditLog::spawn(db.clone());
     let store = Arc::new(PolicyStore::fixed(Bundle::defaults().unwrap()));
     let governor = Arc::new(Governor::new(store, audit, None));
@@ -75,7 +76,7 @@ pub(crate) async fn state(dir: &std::path::Path) -> (AppState, Arc<ScriptedBacke
         ),
     };
     let (request_log, _) = RequestLogger::spawn(db.clone());
-    let state = AppState::new(
+    let mut state = AppState::new(
         registry,
         db,
         Limits {
@@ -87,6 +88,7 @@ pub(crate) async fn state(dir: &std::path::Path) -> (AppState, Arc<ScriptedBacke
         Arc::new(plugins),
         Arc::new(agents),
     );
+    state.metrics = metrics;
     (state, backend)
 }
 

@@ -145,6 +145,12 @@ async fn check(config: &Config, a: &TargetArgs) -> anyhow::Result<()> {
     for w in &p.grant.warnings {
         println!("warning: {w}");
     }
+    if let Some(lines) = p.grant.missing_grant_toml() {
+        println!("to grant what it requests and is not granted, put these lines in warden.toml:");
+        for line in lines.lines() {
+            println!("  {line}");
+        }
+    }
     Ok(())
 }
 

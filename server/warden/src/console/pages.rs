@@ -158,11 +158,53 @@ pub async fn logout(
 
 // ----- overview -----
 
+/// A configured model and its load right now (from the metrics).
+struct ModelRow {
+    id: String,
+    owned_by: String,
+    in_flight: i64,
+    tokens_per_second: String,
+}
+
+fn model_rows(state: &AppState) -> Vec<ModelRow> {
+    let load = state.metrics.load();
+    state
+        .registry
+        .iter()
+        .map(|b| {
+            let l = load.iter().find(|l| l.model == b.model_id());
+            ModelRow {
+                id: b.model_id().to_owned(),
+                owned_by: b.owned_by().to_owned(),
+                in_flight: l.map_or(0, |l| l.in_flight),
+                tokens_per_second: format!("{:.2}", l.map_or(0.0, |l| l.tokens_per_second)),
+            }
+        })
+        .collect()
+}
+
+/// `GET /console/overview/live`: each model's load, polled by the
+/// overview page to keep its numbers current.
+pub async fn overview_live(State(state): State<AppState>) -> Response {
+    let models: Vec<serde_json::Value> = model_rows(&state)
+        .into_iter()
+        .map(|m| {
+            serde_json::json!({
+                "model": m.id,
+                "in_flight": m.in_flight,
+                "tokens_per_second": m.tokens_per_second,
+            })
+        })
+        .collect();
+    axum::Json(serde_json::json!({ "models": models })).into_response()
+}
+
 #[derive(Template)]
 #[template(path = "console/overview.html")]
 struct OverviewPage {
     nav: Nav,
-    models: Vec<String>,
+    serving_since: String,
+    models: Vec<ModelRow>,
     plugins: Vec<(String, String, String)>,
     bundle: String,
     reload_error: String,
@@ -174,11 +216,7 @@ struct OverviewPage {
 }
 
 pub async fn overview(State(state): State<AppState>, Extension(s): Extension<Session>) -> Response {
-    let models = state
-        .registry
-        .iter()
-        .map(|b| b.model_id().to_owned())
-        .collect();
+    let models = model_rows(&state);
     let plugins = state
         .plugins
         .list()
@@ -243,9 +281,17 @@ pub async fn overview(State(state): State<AppState>, Extension(s): Extension<Ses
                     .collect::<Vec<_>>()
                     .join(", ")
             };
+            let drops = state.metrics.channel_drops(kind, &name);
             channels.push((
                 format!("{kind} {name}"),
-                format!("inbox: {}; outbox: {}", show(inbox), show(outbox)),
+                format!(
+                    "inbox: {}; outbox: {}; since start: {} refused (bad signature or credentials), {} replays refused, {} duplicates dropped",
+                    show(inbox),
+                    show(outbox),
+                    drops.signature,
+                    drops.replayed,
+                    drops.duplicates
+                ),
             ));
         }
     }
@@ -253,6 +299,9 @@ pub async fn overview(State(state): State<AppState>, Extension(s): Extension<Ses
         StatusCode::OK,
         &OverviewPage {
             nav: Nav::of(&s, "overview"),
+            serving_since: chrono::DateTime::from_timestamp(state.started_at, 0)
+                .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+                .unwrap_or_default(),
             models,
             plugins,
             bundle: status.bundle.clone(),

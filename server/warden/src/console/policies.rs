@@ -30,6 +30,17 @@ struct PolicyRow {
     description: String,
 }
 
+struct TestFileRow {
+    file: String,
+    passed: Vec<String>,
+}
+
+struct FailedTestRow {
+    file: String,
+    name: String,
+    problems: String,
+}
+
 /// A piece of the evaluated text: marked where a rule matched.
 pub(super) struct Piece {
     text: String,
@@ -53,7 +64,11 @@ struct PoliciesPage {
     bundle: String,
     activated_at: String,
     tests: usize,
+    test_files: Vec<TestFileRow>,
     reload_error: String,
+    /// `file:line:column` of a parse error in the last reload.
+    reload_location: String,
+    failed_tests: Vec<FailedTestRow>,
     policies: Vec<PolicyRow>,
     notice: String,
     f: EvalForm,
@@ -99,11 +114,38 @@ fn page(state: &AppState, s: &Session, f: EvalForm) -> PoliciesPage {
         bundle: status.bundle.clone(),
         activated_at: status.activated_at.clone(),
         tests: status.tests,
+        test_files: status
+            .tests_by_file
+            .iter()
+            .map(|f| TestFileRow {
+                file: f.file.clone(),
+                passed: f.passed.clone(),
+            })
+            .collect(),
         reload_error: status
             .last_reload_error
             .as_ref()
             .map(|e| format!("{} (at {})", e.message, e.at))
             .unwrap_or_default(),
+        reload_location: status
+            .last_reload_error
+            .as_ref()
+            .and_then(|e| e.location.as_ref())
+            .map(|l| match l.line {
+                0 => l.file.clone(),
+                _ => format!("{}:{}:{}", l.file, l.line, l.column),
+            })
+            .unwrap_or_default(),
+        failed_tests: status
+            .last_reload_error
+            .iter()
+            .flat_map(|e| &e.failed_tests)
+            .map(|t| FailedTestRow {
+                file: t.file.clone(),
+                name: t.name.clone(),
+                problems: t.problems.join("\n"),
+            })
+            .collect(),
         policies: status
             .policies
             .iter()

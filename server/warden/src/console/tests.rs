@@ -513,3 +513,194 @@ async fn a_run_is_rated_from_its_page_and_usage_counts_runs_per_agent() {
         "{usage}"
     );
 }
+
+/// A multipart body with the given (name, file name, bytes) parts.
+fn multipart(path: &str, parts: &[(&str, Option<&str>, &[u8])], cookie: &str) -> Request<Body> {
+    const BOUNDARY: &str = "warden-test-boundary";
+    let mut body = Vec::new();
+    for (name, file, data) in parts {
+        body.extend_from_slice(format!("--{BOUNDARY}\r\n").as_bytes());
+        match file {
+            Some(f) => body.extend_from_slice(
+                format!(
+                    "Content-Disposition: form-data; name=\"{name}\"; filename=\"{f}\"\r\n\
+                     Content-Type: application/octet-stream\r\n\r\n"
+                )
+                .as_bytes(),
+            ),
+            None => body.extend_from_slice(
+                format!("Content-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes(),
+            ),
+        }
+        body.extend_from_slice(data);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{BOUNDARY}--\r\n").as_bytes());
+    Request::post(path)
+        .header(header::HOST, HOST)
+        .header(header::ORIGIN, ORIGIN)
+        .header(
+            header::CONTENT_TYPE,
+            format!("multipart/form-data; boundary={BOUNDARY}"),
+        )
+        .header(
+            header::COOKIE,
+            format!("{}={cookie}", super::session::COOKIE),
+        )
+        .body(Body::from(body))
+        .unwrap()
+}
+
+#[tokio::test]
+async fn bad_plugin_uploads_are_refused_precisely_and_install_nothing() {
+    let c = console().await;
+    let cookie = c.login(&c.admin).await;
+    let csrf = c.csrf(&cookie).await;
+    let manifest: &[u8] = b"id = \"acme.x\"\nname = \"X\"\nversion = \"0.1.0\"\napi_version = \"0.1.0\"\ncomponent = \"x.wasm\"\n";
+    let big = vec![b'#'; 70 * 1024];
+    let cases: Vec<(&str, Vec<(&str, Option<&str>, &[u8])>, StatusCode, &str)> = vec![
+        (
+            "no csrf token",
+            vec![
+                ("manifest", Some("plugin.toml"), manifest),
+                ("component", Some("x.wasm"), b"\0asm"),
+            ],
+            StatusCode::FORBIDDEN,
+            "CSRF",
+        ),
+        (
+            "no component",
+            vec![
+                ("csrf", None, csrf.as_bytes()),
+                ("manifest", Some("plugin.toml"), manifest),
+            ],
+            StatusCode::BAD_REQUEST,
+            "Choose both files",
+        ),
+        (
+            "not a component",
+            vec![
+                ("csrf", None, csrf.as_bytes()),
+                ("manifest", Some("plugin.toml"), manifest),
+                ("component", Some("x.wasm"), b"not wasm at all"),
+            ],
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "Not installed: component rejected",
+        ),
+        (
+            "a manifest that is not one",
+            vec![
+                ("csrf", None, csrf.as_bytes()),
+                ("manifest", Some("plugin.toml"), b"id = = 1"),
+                ("component", Some("x.wasm"), b"\0asm"),
+            ],
+            StatusCode::BAD_REQUEST,
+            "Not installed: ",
+        ),
+        (
+            "an unexpected field",
+            vec![("csrf", None, csrf.as_bytes()), ("extra", None, b"1")],
+            StatusCode::BAD_REQUEST,
+            "unexpected field &#34;extra&#34;",
+        ),
+        (
+            "an oversized manifest",
+            vec![
+                ("csrf", None, csrf.as_bytes()),
+                ("manifest", Some("plugin.toml"), &big),
+            ],
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "larger than the limit (65536 bytes for manifest)",
+        ),
+    ];
+    for (what, parts, status, says) in cases {
+        let r = c.send(multipart("/console/plugins", &parts, &cookie)).await;
+        assert_eq!(r.status(), status, "{what}");
+        let page = body(r).await;
+        assert!(page.contains(says), "{what}: {page}");
+    }
+    let r = c
+        .send(
+            Request::post("/console/plugins")
+                .header(header::HOST, HOST)
+                .header(header::ORIGIN, ORIGIN)
+                .header(header::CONTENT_TYPE, "application/x-www-form-urlencoded")
+                .header(
+                    header::COOKIE,
+                    format!("{}={cookie}", super::session::COOKIE),
+                )
+                .body(Body::from(format!("csrf={csrf}")))
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(r.status(), StatusCode::BAD_REQUEST);
+    assert!(body(r).await.contains("multipart/form-data"));
+    let page = body(c.send(get("/console/plugins", Some(&cookie))).await).await;
+    assert!(page.contains("No plugins are installed."), "{page}");
+}
+
+#[tokio::test]
+async fn a_tool_call_from_the_page_refuses_bad_json_non_objects_and_unknown_plugins() {
+    let c = console().await;
+    let cookie = c.login(&c.admin).await;
+    let csrf = c.csrf(&cookie).await;
+    let cases = [
+        (
+            "{\"text\": <b>",
+            StatusCode::BAD_REQUEST,
+            "The arguments are not valid JSON: ",
+        ),
+        (
+            "[1, 2]",
+            StatusCode::BAD_REQUEST,
+            "arguments must be a JSON object",
+        ),
+        ("{}", StatusCode::NOT_FOUND, "no plugin"),
+    ];
+    for (arguments, status, says) in cases {
+        let r = c
+            .send(form(
+                "/console/plugins/acme.none/tools/echo",
+                &[("csrf", &csrf), ("arguments", arguments)],
+                Some(&cookie),
+                Some(ORIGIN),
+            ))
+            .await;
+        assert_eq!(r.status(), status, "{arguments}");
+        let page = body(r).await;
+        assert!(page.contains(says), "{arguments}: {page}");
+        assert!(!page.contains("<b>"), "nothing typed is echoed unescaped");
+    }
+    let r = c
+        .send(form(
+            "/console/plugins/acme.none/tools/echo",
+            &[("csrf", "wrong"), ("arguments", "{}")],
+            Some(&cookie),
+            Some(ORIGIN),
+        ))
+        .await;
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn the_overview_shows_each_models_load_and_serves_it_live() {
+    let c = console().await;
+    let cookie = c.login(&c.admin).await;
+    let page = body(c.send(get("/console/overview", Some(&cookie))).await).await;
+    assert!(
+        page.contains("data-live=\"/console/overview/live\""),
+        "{page}"
+    );
+    assert!(page.contains("<tr data-model=\"scripted\">"), "{page}");
+    let r = c.send(get("/console/overview/live", Some(&cookie))).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    let live: serde_json::Value = serde_json::from_str(&body(r).await).unwrap();
+    assert_eq!(live["models"][0]["model"], "scripted", "{live}");
+    assert_eq!(live["models"][0]["in_flight"], 0, "{live}");
+    let r = c.send(get("/console/overview/live", None)).await;
+    assert_eq!(
+        r.status(),
+        StatusCode::SEE_OTHER,
+        "the live numbers need a session"
+    );
+}

@@ -93,6 +93,9 @@ pub async fn inbound(
     let conn = connection(&state, &name)?;
     let provider = conn.config.provider;
     if !authorised(&conn, &headers) {
+        state
+            .metrics
+            .record_channel_refusal("email", &conn.config.name, "signature");
         let mut r =
             ApiError::unauthorized("wrong or missing credentials for this mailbox").into_response();
         r.headers_mut().insert(
@@ -107,7 +110,14 @@ pub async fn inbound(
     let now = chrono::Utc::now().timestamp();
     let decoded = providers::decode(&conn, &headers, body, now)
         .await
-        .map_err(|r| r.into_error(provider))?;
+        .map_err(|r| {
+            if matches!(r, Refusal::Unauthorized(_)) {
+                state
+                    .metrics
+                    .record_channel_refusal("email", &conn.config.name, "signature");
+            }
+            r.into_error(provider)
+        })?;
     // A signed post is taken once: a replay carries a valid signature.
     if let Some(token) = &decoded.mailgun_token {
         let window = chrono::Duration::seconds(2 * warden_email::mailgun::MAX_SKEW_SECS);
@@ -120,6 +130,9 @@ pub async fn inbound(
             .await?
         {
             tracing::warn!(connection = %conn.config.name, "email: a Mailgun token was used again");
+            state
+                .metrics
+                .record_channel_refusal("email", &conn.config.name, "replayed");
             return Err(
                 Refusal::Unauthorized("this Mailgun token was already used".into())
                     .into_error(provider),
@@ -254,6 +267,11 @@ async fn store(
             "accepted"
         }
         Accepted::Ignored(_) => "ignored",
-        Accepted::Duplicate => "duplicate",
+        Accepted::Duplicate => {
+            state
+                .metrics
+                .record_channel_duplicate("email", &conn.config.name);
+            "duplicate"
+        }
     })
 }

@@ -35,12 +35,17 @@ fn channels(state: &AppState) -> Result<Arc<Channels>, ApiError> {
 
 /// The connection whose signing secret signed this body.
 fn verify(
+    state: &AppState,
     channels: &Channels,
     headers: &HeaderMap,
     body: &[u8],
 ) -> Result<Arc<SlackConnection>, ApiError> {
     let refuse = |e: SignatureError| {
         tracing::warn!(error = %e, "slack: request refused");
+        // No connection's secret matched, so none can be named.
+        state
+            .metrics
+            .record_channel_refusal("slack", "", "signature");
         ApiError::unauthorized(format!("slack signature: {e}")).with_code("invalid_signature")
     };
     let signed = SignedHeaders::from_headers(headers).map_err(refuse)?;
@@ -72,7 +77,7 @@ pub async fn events(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let channels = channels(&state)?;
-    let conn = verify(&channels, &headers, &body)?;
+    let conn = verify(&state, &channels, &headers, &body)?;
     let envelope = Envelope::parse(&body)
         .map_err(|e| ApiError::bad_request(format!("not a Slack event: {e}")))?;
     let callback = match envelope {
@@ -115,6 +120,9 @@ pub async fn events(
         }
         Accepted::Ignored(id) => tracing::debug!(item = %id, "slack: event ignored"),
         Accepted::Duplicate => {
+            state
+                .metrics
+                .record_channel_duplicate("slack", &conn.config.name);
             tracing::debug!(event = %callback.event_id, retry = ?retry, "slack: duplicate dropped");
         }
     }
@@ -163,7 +171,7 @@ pub async fn interactions(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let channels = channels(&state)?;
-    let conn = verify(&channels, &headers, &body)?;
+    let conn = verify(&state, &channels, &headers, &body)?;
     let click = interactions::parse(&body)
         .map_err(|e| ApiError::bad_request(format!("not a Slack interaction: {e}")))?;
     let Some(click) = click else {
@@ -244,7 +252,7 @@ pub async fn commands(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let channels = channels(&state)?;
-    let conn = verify(&channels, &headers, &body)?;
+    let conn = verify(&state, &channels, &headers, &body)?;
     let agents: Vec<String> = state
         .agents
         .catalog

@@ -131,15 +131,7 @@ pub async fn run(mut config: Config, args: ConsoleBenchArgs) -> anyhow::Result<(
     let mid_run = fill(&core.db, args.runs, args.audit).await?;
     let fill_s = filled.elapsed().as_secs_f64();
     let key = crate::keys::create(&core.db, "bench-admin", crate::keys::Role::Admin).await?;
-    let (state, _log) = crate::server::app_state(
-        &config,
-        core.registry,
-        core.db,
-        core.governor,
-        core.plugins,
-        core.agents,
-        |_| None,
-    )?;
+    let (state, _log) = crate::server::app_state(&config, &core, |_| None)?;
     let app = crate::api::router(state, config.server.max_body_bytes);
     let login = Request::post("/console/login")
         .header(header::HOST, "bench.local")

@@ -204,19 +204,11 @@ pub async fn run(mut config: Config, args: EmailBenchArgs) -> anyhow::Result<()>
     }))?;
     core.agents.catalog.put(spec, "bench").await?;
     let env_password = password.clone();
-    let (state, _log) = crate::server::app_state(
-        &config,
-        core.registry,
-        core.db,
-        core.governor,
-        core.plugins,
-        core.agents,
-        move |var| match var {
-            "BENCH_USER" => Some("bench".into()),
-            "BENCH_PASSWORD" => Some(env_password.clone()),
-            _ => None,
-        },
-    )?;
+    let (state, _log) = crate::server::app_state(&config, &core, move |var| match var {
+        "BENCH_USER" => Some("bench".into()),
+        "BENCH_PASSWORD" => Some(env_password.clone()),
+        _ => None,
+    })?;
     let channels = state.channels.clone().context("the bench mailbox")?;
     let _tasks = channels.start();
     let app = crate::api::router(state, config.server.max_body_bytes);

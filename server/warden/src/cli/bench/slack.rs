@@ -86,19 +86,11 @@ pub async fn run(mut config: Config, args: SlackBenchArgs) -> anyhow::Result<()>
     }];
     let core = crate::server::start_core(&config).await?;
     let env_secret = secret.clone();
-    let (state, _log) = crate::server::app_state(
-        &config,
-        core.registry,
-        core.db,
-        core.governor,
-        core.plugins,
-        core.agents,
-        move |var| match var {
-            "BENCH_SECRET" => Some(env_secret.clone()),
-            "BENCH_TOKEN" => Some("xoxb-bench".into()),
-            _ => None,
-        },
-    )?;
+    let (state, _log) = crate::server::app_state(&config, &core, move |var| match var {
+        "BENCH_SECRET" => Some(env_secret.clone()),
+        "BENCH_TOKEN" => Some("xoxb-bench".into()),
+        _ => None,
+    })?;
     let channels = state.channels.clone().context("the bench connection")?;
     let _tasks = channels.start();
     let app = crate::api::router(state, config.server.max_body_bytes);
