@@ -7,8 +7,8 @@
 //
 // Env: WARDEN_BASE, CONSOLE_KEY (an admin key for the browser), ROOT_KEY
 // (an admin key for the API), PAUSED_RUN, REAL_MODEL (the embedded model's
-// id), SHOTS (a directory), GUEST_DIR (the hostile test guest's plugin
-// directory, uploaded through the console).
+// id), SHOTS (a directory), UPLOAD_DIR (the coding plugin's directory,
+// uploaded through the console).
 
 import { chromium } from "playwright-core";
 
@@ -130,57 +130,57 @@ try {
   // Install a plugin from an upload: it asks for capabilities nobody
   // granted, and the page gives the warden.toml lines that grant them.
   await page.click("text=Install or upgrade a plugin");
-  await page.setInputFiles("#install input[name=manifest]", `${process.env.GUEST_DIR}/plugin.toml`);
-  await page.setInputFiles("#install input[name=component]", `${process.env.GUEST_DIR}/hostile.wasm`);
+  await page.setInputFiles("#install input[name=manifest]", `${process.env.UPLOAD_DIR}/plugin.toml`);
+  await page.setInputFiles("#install input[name=component]", `${process.env.UPLOAD_DIR}/coding.wasm`);
   await Promise.all([page.waitForEvent("load"), page.click("#install button[type=submit]")]);
   const installed = await page.textContent(".notice");
-  check("the upload was installed", installed.startsWith("Installed test.hostile 0.1.0"), installed);
-  const hostile = page.locator('[id="plugin-test.hostile"]');
-  check("the uploaded plugin is active", (await hostile.locator("h2 .status").textContent()) === "active");
-  const lines = await hostile.locator("pre.grant-toml").textContent();
+  check("the upload was installed", installed.startsWith("Installed warden.coding "), installed);
+  const coding = page.locator('[id="plugin-warden.coding"]');
+  check("the uploaded plugin is active", (await coding.locator("h2 .status").textContent()) === "active");
+  const lines = await coding.locator("pre.grant-toml").textContent();
   check(
     "the missing grants come as warden.toml lines",
-    lines.startsWith('[plugins.grants."test.hostile"]') && lines.includes("llm = true") &&
-      lines.includes('kv_buckets = ["scratch"]') && lines.includes('http_hosts = ["https://api.example.com"]'),
+    lines === '[plugins.grants."warden.coding"]\nllm = true\n',
     lines,
   );
-  const missing = await hostile.locator("ul.grant li.missing").count();
-  check("requested but not granted is marked", missing >= 3, String(missing));
-  await hostile.screenshot({ path: `${shots}/plugin-install.png` });
+  const missing = await coding.locator("ul.grant li.missing").allTextContents();
+  check("requested but not granted is marked", missing.length === 1 && missing[0].startsWith("llm"), missing.join("|"));
+  await coding.screenshot({ path: `${shots}/plugin-install.png` });
 
-  // Call its echo tool with JSON arguments carrying markup: the output is
-  // shown as text; bad JSON is refused with what was typed kept.
-  const echo = hostile.locator("tr", { has: page.locator("code", { hasText: /^echo$/ }) });
+  // Call its format_json tool with JSON arguments carrying markup: the
+  // output is shown as text; bad JSON is refused with what was typed kept.
+  const echo = coding.locator("tr", { has: page.locator("code", { hasText: /^format_json$/ }) });
   await echo.locator("summary", { hasText: "Call" }).click();
-  await echo.locator("textarea[name=arguments]").fill('{"text": "<img src=x onerror=\\"window.__xss=7\\">hello"}');
+  await echo.locator("textarea[name=arguments]").fill('{"json": "[\\"<img src=x onerror=window.__xss=7>hello\\"]"}');
   await Promise.all([page.waitForEvent("load"), echo.locator("button[type=submit]").click()]);
-  const echoed = page.locator('[id="plugin-test.hostile"] tr', { has: page.locator("code", { hasText: /^echo$/ }) });
+  const echoed = page.locator('[id="plugin-warden.coding"] tr', { has: page.locator("code", { hasText: /^format_json$/ }) });
   const output = await echoed.locator(".call-result pre").textContent();
   check("the tool's output is shown", output.includes("hello") && output.includes("onerror"), output);
   check("the output's markup did not run", await noScriptRan(), dialogs.join("|"));
-  await echoed.locator("textarea[name=arguments]").fill('{"text": ');
+  await echoed.locator("textarea[name=arguments]").fill('{"json": ');
   await Promise.all([page.waitForEvent("load"), echoed.locator("button[type=submit]").click()]);
-  const refusedCall = page.locator('[id="plugin-test.hostile"] tr', { has: page.locator("code", { hasText: /^echo$/ }) });
+  const refusedCall = page.locator('[id="plugin-warden.coding"] tr', { has: page.locator("code", { hasText: /^format_json$/ }) });
   const why = await refusedCall.locator(".call-result.failed pre").textContent();
   check("bad JSON is refused precisely", why.includes("not valid JSON"), why);
-  check("what was typed is kept", (await refusedCall.locator("textarea[name=arguments]").inputValue()) === '{"text": ');
+  check("what was typed is kept", (await refusedCall.locator("textarea[name=arguments]").inputValue()) === '{"json": ');
   await refusedCall.screenshot({ path: `${shots}/plugin-call.png` });
 
   // A directory plugin whose component changed: accepted from the page.
-  const changed = page.locator('[id="plugin-test.changed"]');
+  const changed = page.locator('[id="plugin-test.hostile"]');
   check("the changed component waits", (await changed.locator("h2 .status").textContent()) === "failed");
   expectConfirm = "Run the new component";
   await Promise.all([page.waitForEvent("load"), changed.locator("text=Accept the changed component").click()]);
-  const accepted = await page.textContent(".notice");
-  check("the change was accepted", accepted.startsWith("Accepted the new component of test.changed"), accepted);
-  check("and the plugin runs", (await page.locator('[id="plugin-test.changed"] h2 .status').textContent()) === "active");
-  await page.locator('[id="plugin-test.changed"]').screenshot({ path: `${shots}/plugin-accept.png` });
+  // The notice, or the error when it was refused (so a failure says why).
+  const accepted = await page.locator(".notice, [role=alert], main p").first().textContent();
+  check("the change was accepted", accepted.startsWith("Accepted the new component of test.hostile"), accepted);
+  check("and the plugin runs", (await page.locator('[id="plugin-test.hostile"] h2 .status').textContent()) === "active");
+  await page.locator('[id="plugin-test.hostile"]').screenshot({ path: `${shots}/plugin-accept.png` });
 
   // Remove the uploaded plugin.
-  expectConfirm = "Remove test.hostile";
-  await page.locator('[id="plugin-test.hostile"] button', { hasText: "Remove" }).click();
+  expectConfirm = "Remove warden.coding";
+  await page.locator('[id="plugin-warden.coding"] button', { hasText: "Remove" }).click();
   const removed = await page.locator(".notice", { hasText: "Removed" }).textContent();
-  check("the uploaded plugin was removed", removed.startsWith("Removed test.hostile"), removed);
+  check("the uploaded plugin was removed", removed.startsWith("Removed warden.coding"), removed);
   expectConfirm = "";
 
   // Create an agent and try it on the real model; the run page follows it.

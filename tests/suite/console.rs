@@ -63,24 +63,28 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
         ("hostile.yaml", HOSTILE_POLICY),
     ]);
     let up = Upstream::start().await;
-    // A plugin from a configured directory (the hostile guest under another
-    // id), recorded at a first start; its component then changes on disk,
-    // so the console's server finds it awaiting an admin's accept.
+    // The configured plugin directory: the document and chatbot plugins,
+    // and the hostile test guest, recorded at a first start; the guest's
+    // component then changes on disk, so the console's server finds it
+    // waiting for an admin's accept. The coding plugin is not there: the
+    // browser installs it from an upload.
     let extra = tempfile::tempdir().unwrap();
-    let changed = extra.path().join("changed");
-    std::fs::create_dir_all(&changed).unwrap();
-    let guest = guests_dist().join("hostile");
-    let manifest = std::fs::read_to_string(guest.join("plugin.toml")).unwrap();
-    std::fs::write(
-        changed.join("plugin.toml"),
-        manifest.replace("id = \"test.hostile\"", "id = \"test.changed\""),
-    )
-    .unwrap();
-    std::fs::copy(guest.join("hostile.wasm"), changed.join("hostile.wasm")).unwrap();
+    let copy_plugin = |from: PathBuf, name: &str| {
+        let to = extra.path().join(name);
+        std::fs::create_dir_all(&to).unwrap();
+        for f in std::fs::read_dir(&from).unwrap() {
+            let f = f.unwrap();
+            std::fs::copy(f.path(), to.join(f.file_name())).unwrap();
+        }
+        to
+    };
+    copy_plugin(plugins_dist().join("document"), "document");
+    copy_plugin(plugins_dist().join("chatbot"), "chatbot");
+    let changed = copy_plugin(guests_dist().join("hostile"), "hostile");
     let dist = plugins_dist().display().to_string();
     let plugins = plugin_config().replace(
         &format!("directories = [\"{dist}\"]"),
-        &format!("directories = [\"{dist}\", \"{}\"]", extra.path().display()),
+        &format!("directories = [\"{}\"]", extra.path().display()),
     );
     assert!(
         plugins.contains(&extra.path().display().to_string()),
@@ -169,7 +173,7 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
         .env("PAUSED_RUN", &run_id)
         .env("REAL_MODEL", REAL_MODEL)
         .env("SHOTS", &shots)
-        .env("GUEST_DIR", &guest)
+        .env("UPLOAD_DIR", plugins_dist().join("coding"))
         .output()
         .expect("node (make test installs what the browser test needs)");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -244,11 +248,11 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
     )
     .await;
     assert_eq!(plugin["status"], "active", "{plugin}");
-    let (_, changed) = api(&server, Method::GET, "/plugins/test.changed", &root, None).await;
+    let (_, changed) = api(&server, Method::GET, "/plugins/test.hostile", &root, None).await;
     assert_eq!(
         changed["status"], "active",
         "accepted in the browser: {changed}"
     );
-    let (status, removed) = api(&server, Method::GET, "/plugins/test.hostile", &root, None).await;
+    let (status, removed) = api(&server, Method::GET, "/plugins/warden.coding", &root, None).await;
     assert_eq!(status, 404, "removed in the browser: {removed}");
 }

@@ -58,6 +58,12 @@ struct Inner {
     recent: BTreeMap<String, VecDeque<(Instant, u32)>>,
 }
 
+impl Inner {
+    fn count(&mut self, name: &'static str, labels: Labels, n: u64) {
+        *self.counters.entry((name, labels)).or_default() += n;
+    }
+}
+
 /// A model's load right now, for the console's overview.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct ModelLoad {
@@ -171,15 +177,9 @@ impl Metrics {
     pub fn record_http(&self, route: &str, status: u16, seconds: f64) {
         let labels = vec![("route", route.to_owned()), ("status", status.to_string())];
         let mut inner = self.lock();
-        *inner
-            .counters
-            .entry(("warden_http_requests_total", labels.clone()))
-            .or_default() += 1;
+        inner.count("warden_http_requests_total", labels.clone(), 1);
         if status >= 400 {
-            *inner
-                .counters
-                .entry(("warden_http_errors_total", labels))
-                .or_default() += 1;
+            inner.count("warden_http_errors_total", labels, 1);
         }
         inner
             .histograms
@@ -194,14 +194,12 @@ impl Metrics {
     pub fn record_tokens(&self, model: &str, prompt: u32, completion: u32, gen_seconds: f64) {
         let labels = vec![("model", model.to_owned())];
         let mut inner = self.lock();
-        *inner
-            .counters
-            .entry(("warden_prompt_tokens_total", labels.clone()))
-            .or_default() += u64::from(prompt);
-        *inner
-            .counters
-            .entry(("warden_completion_tokens_total", labels.clone()))
-            .or_default() += u64::from(completion);
+        inner.count("warden_prompt_tokens_total", labels.clone(), prompt.into());
+        inner.count(
+            "warden_completion_tokens_total",
+            labels.clone(),
+            completion.into(),
+        );
         if completion > 0 {
             let now = Instant::now();
             let recent = inner.recent.entry(model.to_owned()).or_default();
@@ -227,13 +225,11 @@ impl Metrics {
     pub fn record_plugin_call(&self, plugin: &str, error: Option<&str>, seconds: f64) {
         let outcome = error.unwrap_or("ok").to_owned();
         let mut inner = self.lock();
-        *inner
-            .counters
-            .entry((
-                "warden_plugin_calls_total",
-                vec![("plugin", plugin.to_owned()), ("outcome", outcome)],
-            ))
-            .or_default() += 1;
+        inner.count(
+            "warden_plugin_calls_total",
+            vec![("plugin", plugin.to_owned()), ("outcome", outcome)],
+            1,
+        );
         inner
             .histograms
             .entry((
@@ -252,11 +248,7 @@ impl Metrics {
             ("connection", connection.to_owned()),
             ("reason", reason.to_owned()),
         ];
-        *self
-            .lock()
-            .counters
-            .entry((CHANNEL_REFUSED, labels))
-            .or_default() += 1;
+        self.lock().count(CHANNEL_REFUSED, labels, 1);
     }
 
     /// An event dropped as a duplicate of one already taken.
@@ -265,11 +257,7 @@ impl Metrics {
             ("channel", channel.to_owned()),
             ("connection", connection.to_owned()),
         ];
-        *self
-            .lock()
-            .counters
-            .entry((CHANNEL_DUPLICATES, labels))
-            .or_default() += 1;
+        self.lock().count(CHANNEL_DUPLICATES, labels, 1);
     }
 
     /// Refusals and duplicates of one channel kind's connection; refusals
@@ -324,18 +312,18 @@ impl Metrics {
         let now = Instant::now();
         let inner = self.lock();
         let mut models: BTreeMap<String, ModelLoad> = BTreeMap::new();
+        fn row<'a>(models: &'a mut BTreeMap<String, ModelLoad>, model: &str) -> &'a mut ModelLoad {
+            models.entry(model.to_owned()).or_insert_with(|| ModelLoad {
+                model: model.to_owned(),
+                in_flight: 0,
+                tokens_per_second: 0.0,
+            })
+        }
         for ((name, labels), v) in &inner.gauges {
             if *name == IN_FLIGHT
                 && let Some((_, model)) = labels.first()
             {
-                models
-                    .entry(model.clone())
-                    .or_insert_with(|| ModelLoad {
-                        model: model.clone(),
-                        in_flight: 0,
-                        tokens_per_second: 0.0,
-                    })
-                    .in_flight = *v;
+                row(&mut models, model).in_flight = *v;
             }
         }
         for (model, recent) in &inner.recent {
@@ -344,14 +332,7 @@ impl Metrics {
                 .filter(|(t, _)| now.duration_since(*t) <= LIVE_WINDOW)
                 .map(|(_, n)| u64::from(*n))
                 .sum();
-            models
-                .entry(model.clone())
-                .or_insert_with(|| ModelLoad {
-                    model: model.clone(),
-                    in_flight: 0,
-                    tokens_per_second: 0.0,
-                })
-                .tokens_per_second = tokens as f64 / LIVE_WINDOW.as_secs_f64();
+            row(&mut models, model).tokens_per_second = tokens as f64 / LIVE_WINDOW.as_secs_f64();
         }
         models.into_values().collect()
     }

@@ -21,7 +21,7 @@ use super::pages::{Nav, error_page, html, refused_csrf};
 use super::session::{self, Session};
 use crate::api::AppState;
 use crate::api::error::ApiError;
-use warden_plugin_host::{CallRequest, Source};
+use warden_plugin_host::{CallRequest, ManageError, Source};
 
 /// Largest plugin.toml an upload may carry.
 const MAX_MANIFEST_BYTES: usize = 64 * 1024;
@@ -224,6 +224,28 @@ async fn refused(state: &AppState, s: &Session, status: StatusCode, error: Strin
     html(status, &page(state, s, String::new(), error, None).await)
 }
 
+/// A plugin action's outcome: done, it is audited (`action` on `target`)
+/// and the page says `notice` with `status`; refused, the page says why
+/// (after `prefix`) with the status the API would answer.
+async fn acted(
+    state: &AppState,
+    s: &Session,
+    (action, target): (&str, &str),
+    outcome: Result<(StatusCode, String), ManageError>,
+    prefix: &str,
+) -> Response {
+    match outcome {
+        Ok((status, notice)) => {
+            super::audit_action(state, &s.key_name, action, target).await;
+            html(status, &page(state, s, notice, String::new(), None).await)
+        }
+        Err(e) => {
+            let e = ApiError::from(e);
+            refused(state, s, e.status, format!("{prefix}{}", e.message)).await
+        }
+    }
+}
+
 #[derive(Deserialize)]
 pub struct SwitchForm {
     #[serde(default)]
@@ -248,18 +270,18 @@ pub async fn switch(
     };
     match state.plugins.set_enabled(&id, enabled, &s.key_name).await {
         Ok(_) => {
-            let action = if enabled {
-                "plugin.enable"
-            } else {
-                "plugin.disable"
-            };
-            super::audit_action(&state, &s.key_name, action, &id).await;
+            super::audit_action(&state, &s.key_name, action_of(enabled), &id).await;
             Redirect::to("/console/plugins").into_response()
         }
-        Err(e) => {
-            let e = ApiError::from(e);
-            refused(&state, &s, e.status, e.message).await
-        }
+        Err(e) => acted(&state, &s, (action_of(enabled), &id), Err(e), "").await,
+    }
+}
+
+fn action_of(enabled: bool) -> &'static str {
+    if enabled {
+        "plugin.enable"
+    } else {
+        "plugin.disable"
     }
 }
 
@@ -272,23 +294,14 @@ pub async fn accept(
     if !session::csrf_ok(&s, &form.csrf) {
         return refused_csrf();
     }
-    match state.plugins.accept(&id, &s.key_name).await {
-        Ok(view) => {
-            super::audit_action(&state, &s.key_name, "plugin.accept", &id).await;
-            let notice = format!(
-                "Accepted the new component of {id} (digest {}).",
-                view.digest.unwrap_or_default()
-            );
-            html(
-                StatusCode::OK,
-                &page(&state, &s, notice, String::new(), None).await,
-            )
-        }
-        Err(e) => {
-            let e = ApiError::from(e);
-            refused(&state, &s, e.status, e.message).await
-        }
-    }
+    let outcome = state.plugins.accept(&id, &s.key_name).await.map(|view| {
+        let digest = view.digest.unwrap_or_default();
+        (
+            StatusCode::OK,
+            format!("Accepted the new component of {id} (digest {digest})."),
+        )
+    });
+    acted(&state, &s, ("plugin.accept", &id), outcome, "").await
 }
 
 #[derive(Deserialize)]
@@ -310,24 +323,19 @@ pub async fn remove(
         return refused_csrf();
     }
     let purge = form.keep_data != "on";
-    match state.plugins.remove(&id, purge, &s.key_name).await {
-        Ok(()) => {
-            super::audit_action(&state, &s.key_name, "plugin.remove", &id).await;
+    let outcome = state
+        .plugins
+        .remove(&id, purge, &s.key_name)
+        .await
+        .map(|()| {
             let notice = if purge {
                 format!("Removed {id} and its stored data.")
             } else {
                 format!("Removed {id}; its stored data is kept.")
             };
-            html(
-                StatusCode::OK,
-                &page(&state, &s, notice, String::new(), None).await,
-            )
-        }
-        Err(e) => {
-            let e = ApiError::from(e);
-            refused(&state, &s, e.status, e.message).await
-        }
-    }
+            (StatusCode::OK, notice)
+        });
+    acted(&state, &s, ("plugin.remove", &id), outcome, "").await
 }
 
 /// What an upload form carried.
@@ -450,30 +458,24 @@ pub async fn install(
         )
         .await;
     };
-    match state
+    let outcome = state
         .plugins
         .install(manifest, &component, &s.key_name)
-        .await
-    {
-        Ok(view) => {
-            super::audit_action(&state, &s.key_name, "plugin.install", &view.id).await;
-            let notice = format!(
-                "Installed {} {} ({} tools).",
-                view.id,
-                view.version.unwrap_or_default(),
-                view.tools.len()
-            );
-            html(
-                StatusCode::CREATED,
-                &page(&state, &s, notice, String::new(), None).await,
-            )
-        }
-        Err(e) => {
-            let e = ApiError::from(e);
-            let message = format!("Not installed: {}", e.message);
-            refused(&state, &s, e.status, message).await
-        }
-    }
+        .await;
+    let id = outcome.as_ref().map(|v| v.id.clone()).unwrap_or_default();
+    let outcome = outcome.map(|view| {
+        let version = view.version.unwrap_or_default();
+        let notice = format!("Installed {id} {version} ({} tools).", view.tools.len());
+        (StatusCode::CREATED, notice)
+    });
+    acted(
+        &state,
+        &s,
+        ("plugin.install", &id),
+        outcome,
+        "Not installed: ",
+    )
+    .await
 }
 
 #[derive(Deserialize)]
