@@ -178,8 +178,11 @@ async fn page(
             })
             .collect();
         let (source, managed) = match &p.source {
-            Source::Managed => ("installed through the API".to_owned(), true),
-            Source::Directory(d) => (format!("directory {}", d.display()), false),
+            Source::Managed => (
+                "an upload through the console or the API (managed)".to_owned(),
+                true,
+            ),
+            Source::Directory(d) => (format!("the configured directory {}", d.display()), false),
         };
         plugins.push(PluginRow {
             name: p.name.clone().unwrap_or_default(),

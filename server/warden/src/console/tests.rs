@@ -514,8 +514,11 @@ async fn a_run_is_rated_from_its_page_and_usage_counts_runs_per_agent() {
     );
 }
 
-/// A multipart body with the given (name, file name, bytes) parts.
-fn multipart(path: &str, parts: &[(&str, Option<&str>, &[u8])], cookie: &str) -> Request<Body> {
+/// One multipart part: field name, file name, bytes.
+type Part<'a> = (&'a str, Option<&'a str>, &'a [u8]);
+
+/// A multipart body with the given parts.
+fn multipart(path: &str, parts: &[Part<'_>], cookie: &str) -> Request<Body> {
     const BOUNDARY: &str = "warden-test-boundary";
     let mut body = Vec::new();
     for (name, file, data) in parts {
@@ -558,7 +561,7 @@ async fn bad_plugin_uploads_are_refused_precisely_and_install_nothing() {
     let csrf = c.csrf(&cookie).await;
     let manifest: &[u8] = b"id = \"acme.x\"\nname = \"X\"\nversion = \"0.1.0\"\napi_version = \"0.1.0\"\ncomponent = \"x.wasm\"\n";
     let big = vec![b'#'; 70 * 1024];
-    let cases: Vec<(&str, Vec<(&str, Option<&str>, &[u8])>, StatusCode, &str)> = vec![
+    let cases: Vec<(&str, Vec<Part<'_>>, StatusCode, &str)> = vec![
         (
             "no csrf token",
             vec![
