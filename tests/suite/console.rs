@@ -107,7 +107,12 @@ async fn an_admin_approves_a_paused_run_and_verifies_the_audit_chain_in_a_real_b
     };
     let first = Server::start_with(options.clone()).unwrap();
     let root = first.key().to_owned();
-    assert!(first.terminate().unwrap().success());
+    let stopped = first.terminate().unwrap();
+    assert!(
+        stopped.success(),
+        "the first start did not stop cleanly ({stopped}):\n{}",
+        std::fs::read_to_string(data.path().join("stderr.log")).unwrap_or_default()
+    );
     let mut bytes = std::fs::read(changed.join("hostile.wasm")).unwrap();
     // A custom section appended keeps the component valid and changes its digest.
     bytes.extend_from_slice(&[0x00, 0x05, 0x04, b'n', b'o', b't', b'e']);

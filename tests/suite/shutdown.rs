@@ -37,3 +37,21 @@ async fn sigterm_finishes_in_flight_requests_then_refuses_new_ones() {
     let refused = reqwest::get(format!("{base}/healthz")).await;
     assert!(refused.is_err(), "a stopped server must refuse connections");
 }
+
+/// Regression: the SIGTERM handler was registered only once the server
+/// ran, after it announced that it listened, so a stop sent right after
+/// readiness (a supervisor, a test harness) killed it by the signal's
+/// default action. Each start here is stopped the moment it listens.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_sigterm_right_after_listening_stops_cleanly() {
+    let up = warden_tests::upstream::Upstream::start().await;
+    for _ in 0..3 {
+        let server = Server::start_with(warden_tests::Options {
+            config: up.model_config(),
+            ..warden_tests::Options::default()
+        })
+        .unwrap();
+        let status = server.terminate().unwrap();
+        assert!(status.success(), "{status}");
+    }
+}

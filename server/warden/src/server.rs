@@ -46,13 +46,14 @@ pub async fn serve(config: Config, notify: impl Fn(Notice)) -> anyhow::Result<()
         .await
         .with_context(|| format!("binding {}", config.server.listen))?;
     let addr = listener.local_addr()?;
+    let stop = shutdown_signal()?;
     notify(Notice::Listening(addr));
     tracing::info!(%addr, "serving");
 
     let grace = Duration::from_secs(config.server.shutdown_grace_secs);
     let (shutdown_started_tx, shutdown_started_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
-        shutdown_signal().await;
+        stop.await;
         tracing::info!("shutting down: refusing new connections, finishing in-flight requests");
         let _ = shutdown_started_tx.send(());
     });
@@ -113,26 +114,28 @@ pub fn app_state(
     Ok((state, log_writer))
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if tokio::signal::ctrl_c().await.is_err() {
-            std::future::pending::<()>().await;
-        }
-    };
+/// Registers for SIGTERM and SIGINT now and returns the wait for the
+/// first. Registering before the server announces that it listens matters:
+/// until a handler exists, a SIGTERM (a supervisor's stop right after
+/// readiness) takes the default action and kills the process ungracefully.
+fn shutdown_signal() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let mut int = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        Ok(async move {
+            tokio::select! {
+                _ = term.recv() => {},
+                _ = int.recv() => {},
             }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
     }
 }
 
