@@ -32,12 +32,16 @@ plugins: toolchain
 		cp $(WASM_OUT)/warden_plugin_$$p.wasm plugins/dist/$$p/$$p.wasm || exit 1; \
 	done
 
-# Misbehaving guests for the sandbox tests.
+# Test guests: misbehaving ones for the sandbox tests, and tools shaped like
+# third parties' for the agent tests.
+GUESTS := hostile orders
 guests: toolchain
 	cargo build --manifest-path tests/guests/Cargo.toml --target $(WASM_TARGET) --release
-	mkdir -p tests/guests/dist/hostile
-	cp tests/guests/hostile/plugin.toml tests/guests/dist/hostile/plugin.toml
-	cp $(WASM_OUT)/warden_test_hostile.wasm tests/guests/dist/hostile/hostile.wasm
+	for g in $(GUESTS); do \
+		mkdir -p tests/guests/dist/$$g && \
+		cp tests/guests/$$g/plugin.toml tests/guests/dist/$$g/plugin.toml && \
+		cp $(WASM_OUT)/warden_test_$$g.wasm tests/guests/dist/$$g/$$g.wasm || exit 1; \
+	done
 
 # Runs Warden with the embedded default model (fetched if missing) and the
 # first-party plugins, granted what ./warden.toml grants them.

@@ -5,7 +5,9 @@
 use reqwest::Method;
 use serde_json::{Value, json};
 use warden_tests::upstream::Upstream;
-use warden_tests::{Options, Server, api, call_tool, plugins_dist, warden_run};
+use warden_tests::{
+    Options, Server, api, call_tool, copy_plugin, guests_dist, plugins_dist, warden_run,
+};
 
 use super::governance_chat::policy_dir_with;
 
@@ -257,6 +259,114 @@ tests:
     scope: { tool: create_ticket }
     expect: { decision: require_approval }
 "#;
+
+/// The planner bounds every part of a tool's arguments, integers included:
+/// over a tool taking a list of objects with `u32`/`u64` fields and no
+/// `maximum` (the `orders` test guest), the 135M model used to write digits
+/// until each step ran out of tokens. Now every step parses, and a tool set
+/// that cannot fit a step is refused when the agent is defined.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_real_model_fills_arrays_of_objects_with_integers_without_a_malformed_step() {
+    let dir = tempfile::tempdir().unwrap();
+    copy_plugin(&guests_dist().join("orders"), dir.path(), |m| m).unwrap();
+    let server = Server::start_with(Options {
+        // A prefix cache of two sequences, so that the run also goes
+        // through a renewal of the engine (see llm-embedded's engine.rs).
+        config: format!(
+            "[[models]]\nbackend = \"embedded\"\nid = \"smollm2-135m-instruct\"\n\
+             prefix_cache_sequences = 2\n\
+             [plugins]\ndirectories = [\"{}\"]\n",
+            dir.path().display()
+        ),
+        ..Options::default()
+    })
+    .unwrap();
+    let key = server.key().to_owned();
+    let agent = |max_tokens: u32| {
+        json!({
+            "name": "order-desk",
+            "system_prompt": "You take orders. Call place_order with the customer number and the \
+                              line items, then tell the customer the total from the result.",
+            "tools": ["test.orders/place_order"],
+            "max_tokens": max_tokens,
+            "examples": [{
+                "user": "Customer 7 wants 2 of A-1 at 150 cents.",
+                "assistant": r#"{"tool": "place_order", "arguments": {"customer_id": 7, "items": [{"sku": "A-1", "quantity": 2, "unit_price_cents": 150}]}}"#
+            }]
+        })
+    };
+    // Too small a step for the smallest complete call: refused up front.
+    let (status, body) = api(&server, Method::POST, "/agents", &key, Some(agent(48))).await;
+    assert_eq!(status, 400, "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("place_order") && message.contains("max_tokens"),
+        "{body}"
+    );
+    let (status, body) = api(&server, Method::POST, "/agents", &key, Some(agent(1024))).await;
+    assert_eq!(status, 201, "{body}");
+
+    let ran = run(
+        &server,
+        &key,
+        "order-desk",
+        "Customer 42 orders 3 of B-7 at 1200 cents and 1 of C-2 at 99 cents.",
+    )
+    .await;
+    let steps = ran["steps"].as_array().unwrap();
+    let malformed = steps.iter().filter(|s| s["kind"] == "malformed").count();
+    assert_eq!(malformed, 0, "{ran}");
+    assert_eq!(ran["status"], "completed", "{ran}");
+    let call = steps
+        .iter()
+        .find(|s| s["kind"] == "tool_call" && s["detail"]["tool"] == "place_order")
+        .unwrap_or_else(|| panic!("no place_order call: {ran}"));
+    assert!(call["detail"].get("output").is_some(), "{call}");
+    let items = call["detail"]["arguments"]["items"].as_array().unwrap();
+    assert!(!items.is_empty(), "{call}");
+    for item in items {
+        assert!(
+            item["quantity"].is_u64() && item["unit_price_cents"].is_u64(),
+            "{item}"
+        );
+    }
+
+    // The engine's prefix cache is visible, and was renewed (bounded)
+    // without failing the run. The renewal starts once the last sequence
+    // is counted, so it may still be under way: poll.
+    let value = |metrics: &str, name: &str| -> Option<f64> {
+        let prefix = format!("{name}{{model=\"smollm2-135m-instruct\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(prefix.as_str()))
+            .and_then(|v| v.parse().ok())
+    };
+    let mut metrics = String::new();
+    for _ in 0..100 {
+        metrics = reqwest::get(format!("{}/metrics", server.base))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if value(&metrics, "warden_prefix_cache_renewals_total") >= Some(1.0) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        value(&metrics, "warden_prefix_cache_renewals_total") >= Some(1.0),
+        "{metrics}"
+    );
+    assert!(
+        value(&metrics, "warden_prefix_cache_lookups_total") >= Some(2.0),
+        "{metrics}"
+    );
+    assert!(
+        matches!(value(&metrics, "warden_prefix_cache_sequences"), Some(v) if v < 2.0),
+        "{metrics}"
+    );
+}
 
 pub(crate) const STEP: &str = r#"{"tool": "create_ticket", "arguments": {"subject": "Printer", "description": "It is broken"}}"#;
 

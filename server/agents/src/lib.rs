@@ -40,6 +40,16 @@ pub struct AgentService {
     pub runner: Runner,
 }
 
+impl AgentService {
+    /// Stores an agent made through the API or the console, after checking
+    /// it, its tools' fit in a step included ([`Runner::check_tools`]).
+    pub async fn define(&self, spec: AgentSpec, actor: &str) -> Result<(), CatalogError> {
+        spec.validate()?;
+        self.runner.check_tools(&spec).await?;
+        self.catalog.put(spec, actor).await
+    }
+}
+
 /// Agents from `warden.toml` (the shipped three when it declares none)
 /// and from the database (made through `/api/agents`). A configured agent
 /// cannot be replaced through the API.
@@ -52,6 +62,9 @@ pub struct AgentCatalog {
 pub enum CatalogError {
     #[error(transparent)]
     Invalid(#[from] crate::spec::SpecError),
+    /// Its tools cannot be offered within its steps' token budget.
+    #[error(transparent)]
+    Tools(#[from] crate::planner::BoundError),
     /// A definition that cannot be stored (serialising it failed).
     #[error("cannot store the definition: {0}")]
     Encode(#[source] serde_json::Error),

@@ -12,9 +12,10 @@ use tokio_util::sync::CancellationToken;
 
 use super::feedback::FeedbackStore;
 use super::memory::MemoryStore;
+use super::planner::{self, BoundError};
 use super::run_loop::{End, Run};
 use super::runs::{RunStatus, RunStore, StepKind, StepRecord};
-use super::spec::AgentSpec;
+use super::spec::{AgentSpec, ToolCalling};
 use super::state::{LoopState, Resolution};
 use super::tools::ToolHost;
 use warden_governance::Governor;
@@ -99,6 +100,21 @@ impl Runner {
         }
     }
 
+    /// Whether `agent`'s tools, as installed now, fit its steps (planner
+    /// agents; native tool calling leaves arguments to the model server).
+    /// Checked when an agent is defined and when a run starts. Patterns
+    /// that do not resolve yet (a plugin not installed) are left for the
+    /// run to report.
+    pub async fn check_tools(&self, agent: &AgentSpec) -> Result<(), BoundError> {
+        if agent.tool_calling != ToolCalling::Planner {
+            return Ok(());
+        }
+        match self.tools.resolve(&agent.tools).await {
+            Ok(tools) => planner::check_offers(&planner::offers(&tools), agent.max_tokens),
+            Err(_) => Ok(()),
+        }
+    }
+
     /// Runs an agent until it answers, stops or pauses for approval. Steps
     /// are stored and sent to `events` as they happen.
     pub async fn run(
@@ -145,6 +161,15 @@ impl Runner {
                         ));
                     }
                 };
+                if req.agent.tool_calling == ToolCalling::Planner
+                    && let Err(e) =
+                        planner::check_offers(&planner::offers(&tools), req.agent.max_tokens)
+                {
+                    return Ok(End::Stopped(
+                        RunStatus::Failed,
+                        format!("cannot offer tools: {e}"),
+                    ));
+                }
                 run.start(&tools, &req.history, &message).await
             })
             .await;

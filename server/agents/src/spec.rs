@@ -72,8 +72,12 @@ fn default_max_steps() -> u32 {
     6
 }
 
+/// Enough for a final answer of ~250 characters and tool arguments of
+/// ~100 characters each under the planner's worst-case bound (four tokens
+/// per character, see `planner::bounds`); a step stops as soon as its JSON
+/// closes, so a large budget costs nothing unless used.
 fn default_max_tokens() -> u32 {
-    256
+    1024
 }
 
 fn default_timeout() -> u64 {
@@ -181,6 +185,8 @@ impl AgentSpec {
         };
         vec![
             AgentSpec {
+                // Notes of a few hundred characters, with tags.
+                max_tokens: 4096,
                 examples: vec![
                     ex(
                         "Save a note titled 'Budget' saying 'Travel is capped at 2000 EUR.'",
@@ -205,6 +211,8 @@ impl AgentSpec {
                 )
             },
             AgentSpec {
+                // Ticket descriptions of a couple of hundred characters.
+                max_tokens: 2048,
                 memory: true,
                 start_with: Some("answer_faq".into()),
                 examples: vec![ex(
@@ -225,13 +233,17 @@ impl AgentSpec {
                     ],
                 )
             },
-            base(
-                "coding-helper",
-                "Runs small scripts, reviews and explains code, formats JSON.",
-                "You are a coding helper. Use the tools to run scripts, review code and work with JSON. \
+            AgentSpec {
+                // Scripts and code to review take room.
+                max_tokens: 2048,
+                ..base(
+                    "coding-helper",
+                    "Runs small scripts, reviews and explains code, formats JSON.",
+                    "You are a coding helper. Use the tools to run scripts, review code and work with JSON. \
                  Report results exactly as the tools gave them.",
-                &["warden.coding/*"],
-            ),
+                    &["warden.coding/*"],
+                )
+            },
         ]
     }
 }

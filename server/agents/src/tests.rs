@@ -16,8 +16,8 @@ use super::testing::ScriptedTools;
 use warden_governance::Governor;
 use warden_governance::audit::AuditLog;
 use warden_governance::store::PolicyStore;
-use warden_llm::ModelRegistry;
 use warden_llm::testing::{Reply, ScriptedBackend};
+use warden_llm::{ModelRegistry, Role};
 use warden_policy::bundle::Bundle;
 
 fn scripted(script: Vec<Reply>) -> Arc<ScriptedBackend> {
@@ -448,13 +448,24 @@ async fn memory_reaches_agents_that_use_it_and_remembered_preferences_join_it() 
     let backend = scripted(vec![Reply::text(r#"{"final": "Bonjour."}"#)]);
     let r = runner(&w, backend.clone());
     r.run(request(a.clone(), "hello"), None).await.unwrap();
-    let system = backend.requests()[0].messages[0]
-        .content
-        .clone()
+    let sent = &backend.requests()[0].messages;
+    let turn = sent
+        .last()
+        .and_then(|m| m.content.clone())
         .unwrap_or_default();
     assert!(
-        system.contains("- language: \"French\"") && system.contains("- tone: \"formal\""),
-        "{system}"
+        turn.contains("- language: \"French\"")
+            && turn.contains("- tone: \"formal\"")
+            && turn.ends_with("hello"),
+        "{turn}"
+    );
+    // Memory stays out of the system prompt, which every run shares.
+    assert!(
+        !sent[0]
+            .content
+            .clone()
+            .unwrap_or_default()
+            .contains("French")
     );
 
     a.memory = false;
@@ -668,4 +679,51 @@ async fn the_final_answer_streams_as_it_is_written_and_checked() {
         "{streamed}"
     );
     assert!(streamed.contains("\"forty two\""), "{streamed}");
+}
+
+/// The layout the engine's prefix cache reuses: a run's later steps only
+/// append to its first step's prompt, and another user's run of the same
+/// agent shares everything before that user's own turn (their memory
+/// included).
+#[tokio::test]
+async fn prompts_share_their_prefix_across_steps_and_users() {
+    let w = world().await;
+    let backend = scripted(vec![
+        Reply::text(r#"{"tool": "lookup", "arguments": {"q": "x"}}"#),
+        Reply::text(r#"{"final": "Found x."}"#),
+        Reply::text(r#"{"final": "Found y."}"#),
+    ]);
+    let r = runner(&w, backend.clone());
+    r.memory
+        .put("tester", "language", "French", "api")
+        .await
+        .unwrap();
+    let mut a = agent(ToolCalling::Planner);
+    a.memory = true;
+    r.run(request(a.clone(), "find x"), None).await.unwrap();
+    let mut other = request(a, "find y");
+    other.subject = Some("someone-else".into());
+    r.run(other, None).await.unwrap();
+
+    let sent = backend.requests();
+    let prompt = |i: usize| -> Vec<(Role, Option<String>)> {
+        sent[i]
+            .messages
+            .iter()
+            .map(|m| (m.role, m.content.clone()))
+            .collect()
+    };
+    let (first, second, other) = (prompt(0), prompt(1), prompt(2));
+    assert!(second.len() > first.len());
+    assert_eq!(
+        second[..first.len()],
+        first[..],
+        "a later step rewrote the prompt"
+    );
+    let shared = other.len() - 1;
+    assert_eq!(other[..shared], first[..shared]);
+    assert_ne!(
+        other[shared], first[shared],
+        "each user's turn is their own"
+    );
 }

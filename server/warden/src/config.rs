@@ -112,6 +112,10 @@ impl Default for ServerConfig {
     }
 }
 
+fn default_prefix_cache_sequences() -> u64 {
+    warden_llm_embedded::DEFAULT_PREFIX_CACHE_SEQUENCES
+}
+
 /// One model exposed on `/v1/models`.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, tag = "backend", rename_all = "lowercase")]
@@ -125,6 +129,11 @@ pub enum ModelConfig {
         /// Activation precision: "f32" (default) or "auto" (mistral.rs's choice).
         #[serde(default)]
         dtype: EngineDType,
+        /// Finished sequences whose KV cache is kept for prefix reuse before
+        /// the cache is renewed (mistral.rs does not evict on the CPU); 0
+        /// turns prefix caching off. ~24 MB each for the default model.
+        #[serde(default = "default_prefix_cache_sequences")]
+        prefix_cache_sequences: u64,
     },
     /// Any OpenAI-compatible server.
     Openai {
@@ -236,6 +245,7 @@ impl Config {
                     id: DEFAULT_MODEL_ID.to_owned(),
                     path,
                     dtype: Default::default(),
+                    prefix_cache_sequences: default_prefix_cache_sequences(),
                 });
             } else if let Some(ModelConfig::Embedded { path: p, .. }) =
                 self.models.iter_mut().find(|m| m.id() == DEFAULT_MODEL_ID)
@@ -330,6 +340,7 @@ impl Config {
                 id: DEFAULT_MODEL_ID.to_owned(),
                 path: None,
                 dtype: Default::default(),
+                prefix_cache_sequences: default_prefix_cache_sequences(),
             }]
         } else {
             self.models.clone()

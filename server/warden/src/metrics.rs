@@ -93,6 +93,10 @@ impl Drop for InFlight {
 }
 
 const IN_FLIGHT: &str = "warden_model_requests_in_flight";
+const PREFIX_HITS: &str = "warden_prefix_cache_hits_total";
+const PREFIX_LOOKUPS: &str = "warden_prefix_cache_lookups_total";
+const PREFIX_SEQUENCES: &str = "warden_prefix_cache_sequences";
+const PREFIX_RENEWALS: &str = "warden_prefix_cache_renewals_total";
 const CHANNEL_REFUSED: &str = "warden_channel_refused_total";
 const CHANNEL_DUPLICATES: &str = "warden_channel_duplicates_total";
 
@@ -155,6 +159,26 @@ const HELP: &[(&str, &str, &str)] = &[
         IN_FLIGHT,
         "gauge",
         "Requests sent to each model's backend and not finished (running or queued), by model.",
+    ),
+    (
+        PREFIX_HITS,
+        "counter",
+        "Sequences that reused a cached prompt prefix, by model (in-process engines; mistral.rs counts a prefix of any length).",
+    ),
+    (
+        PREFIX_LOOKUPS,
+        "counter",
+        "Sequences looked up in the prefix cache, by model.",
+    ),
+    (
+        PREFIX_SEQUENCES,
+        "gauge",
+        "Finished sequences whose KV cache the prefix cache holds now, by model.",
+    ),
+    (
+        PREFIX_RENEWALS,
+        "counter",
+        "Times the prefix cache was emptied to keep memory bounded, by model.",
     ),
     (
         "warden_plugin_calls_total",
@@ -291,6 +315,24 @@ impl Metrics {
         d
     }
 
+    /// Takes an in-process engine's cache counts (read when `/metrics` is
+    /// scraped).
+    pub fn record_engine(&self, model: &str, stats: warden_llm::EngineStats) {
+        let labels = vec![("model", model.to_owned())];
+        let mut inner = self.lock();
+        for (name, value) in [
+            (PREFIX_HITS, stats.prefix_cache_hits),
+            (PREFIX_LOOKUPS, stats.prefix_cache_lookups),
+            (PREFIX_RENEWALS, stats.prefix_cache_renewals),
+        ] {
+            inner.counters.insert((name, labels.clone()), value);
+        }
+        inner.gauges.insert(
+            (PREFIX_SEQUENCES, labels),
+            i64::try_from(stats.prefix_cache_sequences).unwrap_or(i64::MAX),
+        );
+    }
+
     /// Counts a request to `model`'s backend as in flight until the guard
     /// is dropped.
     pub fn in_flight(self: &Arc<Self>, model: &str) -> InFlight {
@@ -395,6 +437,29 @@ fn escape(v: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn engine_cache_counts_are_taken_as_they_stand() {
+        let m = Metrics::default();
+        let stats = |hits, sequences| warden_llm::EngineStats {
+            prefix_cache_hits: hits,
+            prefix_cache_lookups: 10,
+            prefix_cache_sequences: sequences,
+            prefix_cache_renewals: 1,
+        };
+        m.record_engine("m", stats(3, 7));
+        m.record_engine("m", stats(4, 0));
+        let text = m.render();
+        for line in [
+            "warden_prefix_cache_hits_total{model=\"m\"} 4",
+            "warden_prefix_cache_lookups_total{model=\"m\"} 10",
+            "warden_prefix_cache_sequences{model=\"m\"} 0",
+            "warden_prefix_cache_renewals_total{model=\"m\"} 1",
+            "# TYPE warden_prefix_cache_sequences gauge",
+        ] {
+            assert!(text.contains(line), "{line} in {text}");
+        }
+    }
 
     #[test]
     fn counters_and_histograms_render_in_prometheus_text_format() {

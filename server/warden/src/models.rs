@@ -10,8 +10,8 @@ use futures::StreamExt as _;
 use warden_llm::{
     Backend, ChatOutput, ChatRequest, EventStream, LlmError, ModelRegistry, StreamEvent,
 };
-use warden_llm_embedded::EmbeddedBackend;
 use warden_llm_embedded::model::{default_model_path, ensure_default_model};
+use warden_llm_embedded::{EmbeddedBackend, EngineOptions};
 use warden_llm_remote::RemoteBackend;
 
 use crate::config::{Config, ModelConfig};
@@ -23,7 +23,12 @@ pub async fn load(config: &Config) -> anyhow::Result<ModelRegistry> {
     let mut registry = ModelRegistry::default();
     for model in config.effective_models() {
         let backend: Arc<dyn Backend> = match &model {
-            ModelConfig::Embedded { id, path, dtype } => {
+            ModelConfig::Embedded {
+                id,
+                path,
+                dtype,
+                prefix_cache_sequences,
+            } => {
                 let path = match path {
                     Some(p) => p.clone(),
                     None => default_model_path(&config.models_dir()).with_context(|| {
@@ -33,9 +38,16 @@ pub async fn load(config: &Config) -> anyhow::Result<ModelRegistry> {
                     })?,
                 };
                 Arc::new(
-                    EmbeddedBackend::load(id, &path, *dtype)
-                        .await
-                        .with_context(|| format!("loading model {id:?} from {}", path.display()))?,
+                    EmbeddedBackend::load(
+                        id,
+                        &path,
+                        EngineOptions {
+                            dtype: *dtype,
+                            prefix_cache_sequences: *prefix_cache_sequences,
+                        },
+                    )
+                    .await
+                    .with_context(|| format!("loading model {id:?} from {}", path.display()))?,
                 )
             }
             ModelConfig::Openai {
@@ -112,6 +124,10 @@ impl Backend for Metered {
 
     fn owned_by(&self) -> &str {
         self.inner.owned_by()
+    }
+
+    fn engine_stats(&self) -> Option<warden_llm::EngineStats> {
+        self.inner.engine_stats()
     }
 
     async fn chat(&self, request: ChatRequest) -> Result<ChatOutput, LlmError> {

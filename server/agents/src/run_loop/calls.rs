@@ -153,6 +153,16 @@ impl Run<'_> {
                             t.name,
                             blocked_message(&checked)
                         )
+                    } else if finds_nothing(&stored) {
+                        // Small models restate the question after an empty
+                        // result; saying what it means leads to an answer.
+                        format!(
+                            "Result of {}: {} (nothing found). Do not repeat the call. \
+                             If another tool can help, call it; otherwise answer with \
+                             {{\"final\": ...}} and say that nothing was found.",
+                            t.name,
+                            cut(checked.decision.text(&text))
+                        )
                     } else {
                         format!(
                             "Result of {}: {}",
@@ -170,7 +180,13 @@ impl Run<'_> {
                         None,
                     )
                     .await?;
-                    format!("The tool {} failed: {}", t.name, cut(&e))
+                    format!(
+                        "The tool {} failed: {}. Fix the arguments and call it again if \
+                         the error says how; otherwise answer with {{\"final\": ...}} and \
+                         tell the user what went wrong.",
+                        t.name,
+                        cut(&e)
+                    )
                 }
             };
             replies[slot] = Some(reply);
@@ -202,5 +218,53 @@ impl Run<'_> {
             }
         }
         Ok(())
+    }
+}
+
+/// Whether a tool's output holds nothing: `null`, an empty string, list or
+/// object, or an object whose only contents are such (`{"matches": []}`).
+pub(super) fn finds_nothing(output: &Value) -> bool {
+    match output {
+        Value::Null => true,
+        Value::String(s) => s.trim().is_empty(),
+        Value::Array(items) => items.is_empty(),
+        Value::Object(fields) => fields.values().all(|v| match v {
+            Value::Array(_) | Value::Object(_) | Value::Null => finds_nothing(v),
+            // A count of zero says nothing was found too.
+            Value::Number(n) => n.as_u64() == Some(0),
+            _ => false,
+        }),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::finds_nothing;
+    use serde_json::json;
+
+    #[test]
+    fn empty_results_are_recognised_and_real_ones_are_not() {
+        for empty in [
+            json!(null),
+            json!(""),
+            json!([]),
+            json!({}),
+            json!({"matches": []}),
+            json!({"matches": [], "total": 0}),
+            json!({"results": {"items": []}}),
+        ] {
+            assert!(finds_nothing(&empty), "{empty}");
+        }
+        for found in [
+            json!({"matches": [{"id": "faq-1"}]}),
+            json!({"id": "doc-1"}),
+            json!({"ok": true}),
+            json!({"total": 3, "items": []}),
+            json!("text"),
+            json!(0),
+        ] {
+            assert!(!finds_nothing(&found), "{found}");
+        }
     }
 }

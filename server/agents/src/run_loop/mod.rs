@@ -223,18 +223,14 @@ impl Run<'_> {
         let message = input.decision.text(message);
         // The run keeps the message as the model saw it.
         self.runner.runs.set_input(&self.id, message).await?;
+        // The prompt is laid out for the engine's prefix cache: what is the
+        // same for every run of the agent comes first (system prompt, tool
+        // instructions, examples), what is the user's after (history, their
+        // memory, the message), and later steps only append. So consecutive
+        // steps of a run, and runs of the same agent, share the longest
+        // prefix; memory in the system prompt would end the shared part at
+        // its first line.
         let mut system = self.agent.system_prompt.clone();
-        if let (true, Some(key)) = (self.agent.memory, self.subject.key.clone())
-            && let Some(known) = self.runner.memory.prompt(&key).await?
-        {
-            // Memory is content too: it passes the input stage, and is
-            // left out (not fatal) when a policy stops it.
-            let checked = self.govern(Stage::Input, &known, None).await?;
-            if !stops(checked.decision.decision) {
-                system.push_str("\n\n");
-                system.push_str(checked.decision.text(&known));
-            }
-        }
         if let Some(instructions) = self.protocol().instructions(tools) {
             system.push_str("\n\n");
             system.push_str(&instructions);
@@ -251,7 +247,20 @@ impl Run<'_> {
             let checked = self.admit(Stage::Input, text).await?;
             messages.push(ChatMessage::new(turn.role, checked.decision.text(text)));
         }
-        messages.push(ChatMessage::new(Role::User, message));
+        let mut turn = String::new();
+        if let (true, Some(key)) = (self.agent.memory, self.subject.key.clone())
+            && let Some(known) = self.runner.memory.prompt(&key).await?
+        {
+            // Memory is content too: it passes the input stage, and is
+            // left out (not fatal) when a policy stops it.
+            let checked = self.govern(Stage::Input, &known, None).await?;
+            if !stops(checked.decision.decision) {
+                turn.push_str(checked.decision.text(&known));
+                turn.push('\n');
+            }
+        }
+        turn.push_str(message);
+        messages.push(ChatMessage::new(Role::User, turn));
         Ok(LoopState {
             messages: messages.iter().map(Into::into).collect(),
             question: message.to_owned(),
@@ -297,9 +306,9 @@ impl Run<'_> {
             state.model_calls += 1;
             let messages: Vec<ChatMessage> = state.messages.iter().map(ChatMessage::from).collect();
             let request = match (state.answer_only, first.take()) {
-                (true, _) => self.request(&[], &messages, true),
-                (false, Some(t)) => self.request(std::slice::from_ref(&t), &messages, false),
-                (false, None) => self.request(tools, &messages, true),
+                (true, _) => self.request(&[], &messages, true)?,
+                (false, Some(t)) => self.request(std::slice::from_ref(&t), &messages, false)?,
+                (false, None) => self.request(tools, &messages, true)?,
             };
             state.answer_only = false;
             state.started = true;
@@ -510,13 +519,14 @@ impl Run<'_> {
         tools: &[ResolvedTool],
         messages: &[ChatMessage],
         allow_final: bool,
-    ) -> ChatRequest {
+    ) -> Flow<ChatRequest> {
         let mut r = ChatRequest::new(messages.to_vec(), self.agent.max_tokens);
         r.temperature = Some(self.agent.temperature);
         r.seed = Some(0);
         self.protocol()
-            .offer(&mut r, self.agent, tools, allow_final);
-        r
+            .offer(&mut r, self.agent, tools, allow_final)
+            .map_err(|e| End::Stopped(RunStatus::Failed, format!("cannot offer tools: {e}")))?;
+        Ok(r)
     }
 
     async fn answer(&mut self, answer: &str) -> Flow<End> {

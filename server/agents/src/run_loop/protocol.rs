@@ -10,7 +10,7 @@
 
 use serde_json::{Value, json};
 
-use crate::planner::{self, MalformedStep, Offer, Step};
+use crate::planner::{self, BoundError, MalformedStep, Step};
 use crate::spec::{AgentSpec, ToolCalling};
 use crate::state::{LoopState, SavedMessage};
 use crate::tools::ResolvedTool;
@@ -35,14 +35,14 @@ pub(super) trait Protocol: Sync {
     fn instructions(&self, tools: &[ResolvedTool]) -> Option<String>;
 
     /// Offers `tools` on `request`; without `allow_final` the model must
-    /// call one of them.
+    /// call one of them. Fails when the tools cannot fit a step.
     fn offer(
         &self,
         request: &mut ChatRequest,
         agent: &AgentSpec,
         tools: &[ResolvedTool],
         allow_final: bool,
-    );
+    ) -> Result<(), BoundError>;
 
     /// Whether a final answer can be released while the model writes it.
     fn streams_answer(&self) -> bool;
@@ -77,7 +77,7 @@ pub(super) struct Planner;
 
 impl Protocol for Planner {
     fn instructions(&self, tools: &[ResolvedTool]) -> Option<String> {
-        Some(planner::instructions(&offers(tools)))
+        Some(planner::instructions(&planner::offers(tools)))
     }
 
     fn offer(
@@ -86,15 +86,12 @@ impl Protocol for Planner {
         agent: &AgentSpec,
         tools: &[ResolvedTool],
         allow_final: bool,
-    ) {
+    ) -> Result<(), BoundError> {
         request.response_format = ResponseFormat::JsonSchema {
             name: "agent_step".into(),
-            schema: planner::step_schema(
-                &offers(tools),
-                allow_final,
-                planner::max_answer(agent.max_tokens),
-            ),
+            schema: planner::step_schema(&planner::offers(tools), allow_final, agent.max_tokens)?,
         };
+        Ok(())
     }
 
     fn streams_answer(&self) -> bool {
@@ -144,7 +141,7 @@ impl Protocol for Native {
         _: &AgentSpec,
         tools: &[ResolvedTool],
         allow_final: bool,
-    ) {
+    ) -> Result<(), BoundError> {
         request.tools = tools
             .iter()
             .map(|t| ToolSpec {
@@ -159,6 +156,7 @@ impl Protocol for Native {
             (true, []) => ToolChoice::None,
             (true, _) => ToolChoice::Auto,
         };
+        Ok(())
     }
 
     fn streams_answer(&self) -> bool {
@@ -233,15 +231,4 @@ pub(super) fn push(state: &mut LoopState, role: Role, content: String) {
     state
         .messages
         .push(SavedMessage::from(&ChatMessage::new(role, content)));
-}
-
-pub(crate) fn offers(tools: &[ResolvedTool]) -> Vec<Offer> {
-    tools
-        .iter()
-        .map(|t| Offer {
-            name: t.name.clone(),
-            description: t.description.clone(),
-            schema: t.schema.clone(),
-        })
-        .collect()
 }

@@ -62,7 +62,7 @@ pub async fn put(
         ));
     }
     let name = spec.name.clone();
-    svc.catalog.put(spec, &principal.name).await?;
+    svc.define(spec, &principal.name).await?;
     let stored = svc.catalog.get(&name).await?;
     Ok((
         StatusCode::CREATED,

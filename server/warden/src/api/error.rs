@@ -196,7 +196,7 @@ impl From<serde_json::Error> for ApiError {
 impl From<CatalogError> for ApiError {
     fn from(e: CatalogError) -> Self {
         match e {
-            CatalogError::Invalid(_) => {
+            CatalogError::Invalid(_) | CatalogError::Tools(_) => {
                 ApiError::bad_request(e.to_string()).with_code("invalid_agent")
             }
             CatalogError::Encode(_) | CatalogError::Unreadable { .. } => {

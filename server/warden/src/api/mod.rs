@@ -195,6 +195,11 @@ async fn healthz() -> &'static str {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    for backend in state.registry.iter() {
+        if let Some(stats) = backend.engine_stats() {
+            state.metrics.record_engine(backend.model_id(), stats);
+        }
+    }
     (
         [("content-type", "text/plain; version=0.0.4; charset=utf-8")],
         state.metrics.render(),

@@ -196,7 +196,7 @@ async fn render(
 pub async fn list(State(state): State<AppState>, Extension(s): Extension<Session>) -> Response {
     let f = AgentForm {
         max_steps: "6".into(),
-        max_tokens: "256".into(),
+        max_tokens: "1024".into(),
         ..AgentForm::default()
     };
     render(&state, &s, f, false, String::new()).await
@@ -264,7 +264,7 @@ pub async fn save(
         .await;
     }
     let name = spec.name.clone();
-    match state.agents.catalog.put(spec, &s.key_name).await {
+    match state.agents.define(spec, &s.key_name).await {
         Ok(()) => {
             super::audit_action(&state, &s.key_name, "agent.save", &name).await;
             Redirect::to(&format!(

@@ -158,6 +158,26 @@ pub async fn run(config: Config, args: AgentBenchArgs) -> anyhow::Result<()> {
                 (total - model) * 1000.0,
                 report.answer.unwrap_or_default()
             );
+            // Each model call: time, prompt and completion tokens (a step
+            // whose prompt prefix was cached is fast for its prompt size).
+            for s in report.steps.iter().filter(|s| s.kind == StepKind::Model) {
+                println!(
+                    "    model call: {:.0} ms, {} prompt + {} completion tokens",
+                    s.duration_ms, s.detail["prompt_tokens"], s.detail["completion_tokens"]
+                );
+            }
+        }
+        for backend in runner.registry.iter() {
+            if let Some(e) = backend.engine_stats() {
+                println!(
+                    "  prefix cache of {}: {} of {} sequences reused a prefix, {} held, {} renewals",
+                    backend.model_id(),
+                    e.prefix_cache_hits,
+                    e.prefix_cache_lookups,
+                    e.prefix_cache_sequences,
+                    e.prefix_cache_renewals
+                );
+            }
         }
     }
     Ok(())

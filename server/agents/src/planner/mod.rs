@@ -1,10 +1,17 @@
 //! The constrained planner: each step the model must produce
 //! `{"tool": <one of the tool names>, "arguments": <that tool's schema>}` or
-//! `{"final": "<answer>"}`. The schema is closed everywhere (no extra keys,
-//! bounded strings) so constrained decoding ends as soon as the JSON does;
-//! open schemas let small models invent keys until `max_tokens`.
+//! `{"final": "<answer>"}`. The schema is closed everywhere (no extra keys)
+//! and bounded everywhere ([`bounds`]: strings, numbers, arrays, unions,
+//! references) so that the longest step it accepts fits the agent's
+//! `max_tokens`: constrained decoding then always reaches the end of the
+//! JSON, whatever the model writes. Open or unbounded schemas let small
+//! models invent keys or write digits until `max_tokens` cuts the step.
+
+pub mod bounds;
 
 use serde_json::{Value, json};
+
+pub use bounds::{FitError, Unbounded, worst_case_bytes};
 
 /// A tool as the model is offered it.
 #[derive(Debug, Clone)]
@@ -14,35 +21,69 @@ pub struct Offer {
     pub schema: Value,
 }
 
-/// Longest string the planner lets the model write in a field whose schema
-/// sets no bound (a tool wanting more says so with `maxLength`). Small
-/// models can loop inside a string; this ends the loop early.
-pub const MAX_STRING: u64 = 200;
-/// Longest string (argument or answer) for a step allowed `max_tokens`
-/// tokens: short enough that the JSON closes within the budget whatever
-/// the text (a token holds at least one character), so a model that loops
-/// inside a string still produces a step that parses. Tools that take
-/// longer text need agents with a larger `max_tokens`.
-pub fn max_answer(max_tokens: u32) -> u64 {
-    u64::from(max_tokens).saturating_sub(16).max(32)
-}
-
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
     Call { tool: String, arguments: Value },
     Final(String),
 }
 
-/// The JSON Schema every planner step must satisfy. Each tool's `$defs`
-/// move to the root (renamed `<tool>__<name>`, references rewritten), since
-/// references resolve from the root of the combined schema.
-pub fn step_schema(offers: &[Offer], allow_final: bool, budget: u64) -> Value {
-    let mut defs = serde_json::Map::new();
-    let mut variants: Vec<Value> = offers
+/// The offers for resolved tools.
+pub fn offers(tools: &[crate::tools::ResolvedTool]) -> Vec<Offer> {
+    tools
         .iter()
-        .map(|o| {
-            let mut args = bound(warden_llm::close_schema(o.schema.clone()), budget);
-            hoist_defs(&o.name, &mut args, &mut defs);
+        .map(|t| Offer {
+            name: t.name.clone(),
+            description: t.description.clone(),
+            schema: t.schema.clone(),
+        })
+        .collect()
+}
+
+/// Why a set of tools cannot be offered within a step's token budget.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "tool {tool} cannot be offered in a step of {max_tokens} tokens: {source} \
+     (raise the agent's max_tokens, or bound the tool's schema)"
+)]
+pub struct BoundError {
+    pub tool: String,
+    pub max_tokens: u32,
+    #[source]
+    pub source: FitError,
+}
+
+/// Bytes a step may take: one token is kept for the end of sequence.
+fn step_bytes(max_tokens: u32) -> u64 {
+    u64::from(max_tokens).saturating_sub(1)
+}
+
+/// Longest final answer, in characters, for a step of `max_tokens` tokens:
+/// `{"final":"..."}` must close within the budget whatever the text, so a
+/// model that loops inside its answer still produces a step that parses.
+pub fn max_answer(max_tokens: u32) -> u64 {
+    let overhead = 13; // {"final": ""}
+    (step_bytes(max_tokens).saturating_sub(overhead) / bounds::CHAR_BYTES).max(1)
+}
+
+/// The JSON Schema every planner step must satisfy: `{"tool": <name>,
+/// "arguments": <that tool's arguments>}` for each tool, or `{"final":
+/// <answer>}`. Each tool's arguments are bounded ([`bounds::fit`]) so that
+/// the longest step the schema accepts takes at most `max_tokens` tokens;
+/// a tool whose smallest complete call cannot fit is refused.
+pub fn step_schema(
+    offers: &[Offer],
+    allow_final: bool,
+    max_tokens: u32,
+) -> Result<Value, BoundError> {
+    let budget = step_bytes(max_tokens);
+    let mut variants = Vec::new();
+    for o in offers {
+        let refused = |source: FitError| BoundError {
+            tool: o.name.clone(),
+            max_tokens,
+            source,
+        };
+        let variant = |args: Value| {
             json!({
                 "type": "object",
                 "properties": {
@@ -52,86 +93,37 @@ pub fn step_schema(offers: &[Offer], allow_final: bool, budget: u64) -> Value {
                 "required": ["tool", "arguments"],
                 "additionalProperties": false,
             })
-        })
-        .collect();
+        };
+        let empty = json!({"type": "object", "properties": {}, "additionalProperties": false});
+        let overhead = worst_case_bytes(&variant(empty))
+            .map_err(|e| refused(e.into()))?
+            .saturating_sub(2);
+        let fitted = bounds::fit(
+            &warden_llm::close_schema(o.schema.clone()),
+            budget.saturating_sub(overhead),
+        )
+        .map_err(refused)?;
+        variants.push(variant(fitted.schema));
+    }
     if allow_final || variants.is_empty() {
         variants.push(json!({
             "type": "object",
-            "properties": {"final": {"type": "string", "maxLength": budget}},
+            "properties": {"final": {"type": "string", "maxLength": max_answer(max_tokens)}},
             "required": ["final"],
             "additionalProperties": false,
         }));
     }
-    let mut root = if variants.len() == 1 {
+    Ok(if variants.len() == 1 {
         variants.remove(0)
     } else {
         json!({ "anyOf": variants })
-    };
-    if !defs.is_empty() {
-        root["$defs"] = Value::Object(defs);
-    }
-    root
+    })
 }
 
-fn hoist_defs(tool: &str, schema: &mut Value, into: &mut serde_json::Map<String, Value>) {
-    let Some(obj) = schema.as_object_mut() else {
-        return;
-    };
-    let mut local = serde_json::Map::new();
-    for key in ["$defs", "definitions"] {
-        if let Some(Value::Object(d)) = obj.remove(key) {
-            local.extend(d);
-        }
-    }
-    fn rewrite(v: &mut Value, tool: &str) {
-        match v {
-            Value::Object(map) => {
-                if let Some(Value::String(r)) = map.get_mut("$ref") {
-                    for prefix in ["#/$defs/", "#/definitions/"] {
-                        if let Some(name) = r.strip_prefix(prefix) {
-                            *r = format!("#/$defs/{tool}__{name}");
-                            break;
-                        }
-                    }
-                }
-                map.values_mut().for_each(|c| rewrite(c, tool));
-            }
-            Value::Array(items) => items.iter_mut().for_each(|c| rewrite(c, tool)),
-            _ => {}
-        }
-    }
-    rewrite(schema, tool);
-    for (name, mut def) in local {
-        rewrite(&mut def, tool);
-        into.insert(format!("{tool}__{name}"), def);
-    }
-}
-
-/// Gives every string without a bound a `maxLength`.
-/// Also lowers bounds above `budget`: a string longer than the step's
-/// token budget cannot close anyway, and the bound is what ends a loop.
-fn bound(mut schema: Value, budget: u64) -> Value {
-    fn walk(v: &mut Value, budget: u64) {
-        match v {
-            Value::Object(map) => {
-                if map.get("type") == Some(&json!("string")) {
-                    let max = map
-                        .get("maxLength")
-                        .and_then(Value::as_u64)
-                        .unwrap_or(MAX_STRING)
-                        .min(budget);
-                    map.insert("maxLength".into(), json!(max));
-                }
-                for (_, child) in map.iter_mut() {
-                    walk(child, budget);
-                }
-            }
-            Value::Array(items) => items.iter_mut().for_each(|c| walk(c, budget)),
-            _ => {}
-        }
-    }
-    walk(&mut schema, budget);
-    schema
+/// Whether an agent of `max_tokens` tokens per step can be offered these
+/// tools: the check made when an agent is defined and when a run starts.
+pub fn check_offers(offers: &[Offer], max_tokens: u32) -> Result<(), BoundError> {
+    step_schema(offers, true, max_tokens).map(|_| ())
 }
 
 /// The system prompt addition that describes the tools and the reply shape.
@@ -211,7 +203,7 @@ mod tests {
 
     #[test]
     fn the_step_schema_is_closed_and_bounded() {
-        let s = step_schema(&offers(), true, 500);
+        let s = step_schema(&offers(), true, 1024).unwrap();
         let call = &s["anyOf"][0];
         assert_eq!(call["additionalProperties"], json!(false));
         assert_eq!(
@@ -220,17 +212,46 @@ mod tests {
         );
         assert_eq!(
             call["properties"]["arguments"]["properties"]["place"]["maxLength"],
-            json!(MAX_STRING)
+            json!(bounds::MAX_STRING)
         );
         assert_eq!(
             s["anyOf"][1]["properties"]["final"]["maxLength"],
-            json!(500)
+            json!(max_answer(1024))
         );
-        assert_eq!(max_answer(256), 240);
+        assert!(worst_case_bytes(&s).unwrap() <= 1023);
     }
 
     #[test]
-    fn tool_defs_move_to_the_root_with_their_references() {
+    fn a_small_budget_shrinks_strings_until_the_step_fits() {
+        let s = step_schema(&offers(), true, 128).unwrap();
+        let place = &s["anyOf"][0]["properties"]["arguments"]["properties"]["place"];
+        let max = place["maxLength"].as_u64().unwrap();
+        assert!(max < bounds::MAX_STRING && max > 10, "{place}");
+        assert!(worst_case_bytes(&s).unwrap() <= 127);
+    }
+
+    #[test]
+    fn a_tool_that_cannot_fit_is_refused_with_the_reason() {
+        let o = Offer {
+            name: "bulk_import".into(),
+            description: String::new(),
+            schema: json!({
+                "type": "object",
+                "properties": {"rows": {"type": "array", "minItems": 50, "items": {"type": "integer", "format": "uint64", "minimum": 0}}},
+                "required": ["rows"]
+            }),
+        };
+        let err = step_schema(&[o], true, 256).unwrap_err();
+        assert_eq!(err.tool, "bulk_import");
+        let text = err.to_string();
+        assert!(
+            text.contains("max_tokens") && text.contains("smallest complete call"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn tool_references_are_expanded_in_place() {
         let o = Offer {
             name: "create_ticket".into(),
             description: String::new(),
@@ -240,20 +261,12 @@ mod tests {
                 "$defs": {"Priority": {"type": "string", "enum": ["low", "high"]}}
             }),
         };
-        let s = step_schema(&[o], true, 500);
+        let s = step_schema(&[o], true, 512).unwrap();
         assert_eq!(
-            s["$defs"]["create_ticket__Priority"]["enum"],
+            s["anyOf"][0]["properties"]["arguments"]["properties"]["priority"]["enum"],
             json!(["low", "high"])
         );
-        assert_eq!(
-            s["anyOf"][0]["properties"]["arguments"]["properties"]["priority"]["$ref"],
-            json!("#/$defs/create_ticket__Priority")
-        );
-        assert!(
-            s["anyOf"][0]["properties"]["arguments"]
-                .get("$defs")
-                .is_none()
-        );
+        assert!(s.get("$defs").is_none());
     }
 
     #[test]
