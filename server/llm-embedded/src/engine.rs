@@ -182,6 +182,7 @@ pub(crate) async fn build(rebuild: &Rebuild) -> Model {
     let engine = MistralRsBuilder::new(rebuild.pipeline.clone(), scheduler, false, None)
         .with_model_id(rebuild.id.clone())
         .with_prefix_cache_n(rebuild.max_batch)
+        .with_no_prefix_cache(rebuild.max_cached == 0)
         .build()
         .await;
     Model::new(engine)

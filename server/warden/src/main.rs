@@ -18,6 +18,10 @@ mod models;
 mod server;
 mod telemetry;
 
+/// See the workspace manifest: freed KV buffers go back to the system.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> std::process::ExitCode {
     telemetry::init();
     match cli::run() {
