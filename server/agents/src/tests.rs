@@ -405,6 +405,18 @@ async fn runs_time_out_and_can_be_cancelled() {
 }
 
 /// A planner that saves a "tone: formal" preference, then answers "Noted.".
+/// A planner agent with memory, whose user "tester" is known to prefer French.
+async fn remembering_agent(r: &Runner) -> AgentSpec {
+    r.memory
+        .put("tester", "language", "French", "api")
+        .await
+        .unwrap();
+    AgentSpec {
+        memory: true,
+        ..agent(ToolCalling::Planner)
+    }
+}
+
 fn saves_the_tone_then_answers() -> Vec<Reply> {
     vec![
         Reply::text(
@@ -418,12 +430,7 @@ fn saves_the_tone_then_answers() -> Vec<Reply> {
 async fn memory_reaches_agents_that_use_it_and_remembered_preferences_join_it() {
     let w = world().await;
     let r = runner(&w, scripted(saves_the_tone_then_answers()));
-    r.memory
-        .put("tester", "language", "French", "api")
-        .await
-        .unwrap();
-    let mut a = agent(ToolCalling::Planner);
-    a.memory = true;
+    let mut a = remembering_agent(&r).await;
     let report = r
         .run(request(a.clone(), "please be formal"), None)
         .await
@@ -694,12 +701,7 @@ async fn prompts_share_their_prefix_across_steps_and_users() {
         Reply::text(r#"{"final": "Found y."}"#),
     ]);
     let r = runner(&w, backend.clone());
-    r.memory
-        .put("tester", "language", "French", "api")
-        .await
-        .unwrap();
-    let mut a = agent(ToolCalling::Planner);
-    a.memory = true;
+    let a = remembering_agent(&r).await;
     r.run(request(a.clone(), "find x"), None).await.unwrap();
     let mut other = request(a, "find y");
     other.subject = Some("someone-else".into());
