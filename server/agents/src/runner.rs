@@ -102,9 +102,10 @@ impl Runner {
 
     /// Whether `agent`'s tools, as installed now, fit its steps (planner
     /// agents; native tool calling leaves arguments to the model server).
-    /// Checked when an agent is defined and when a run starts. Patterns
-    /// that do not resolve yet (a plugin not installed) are left for the
-    /// run to report.
+    /// Checked when an agent is defined; a run checks again each step it
+    /// offers tools (`Run::request`: a plugin may have changed since), and
+    /// fails before calling the model. Patterns that do not resolve yet (a
+    /// plugin not installed) are left for the run to report.
     pub async fn check_tools(&self, agent: &AgentSpec) -> Result<(), BoundError> {
         if agent.tool_calling != ToolCalling::Planner {
             return Ok(());
@@ -161,15 +162,6 @@ impl Runner {
                         ));
                     }
                 };
-                if req.agent.tool_calling == ToolCalling::Planner
-                    && let Err(e) =
-                        planner::check_offers(&planner::offers(&tools), req.agent.max_tokens)
-                {
-                    return Ok(End::Stopped(
-                        RunStatus::Failed,
-                        format!("cannot offer tools: {e}"),
-                    ));
-                }
                 run.start(&tools, &req.history, &message).await
             })
             .await;

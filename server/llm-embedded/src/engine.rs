@@ -27,7 +27,6 @@ use warden_llm::EngineStats;
 pub(crate) struct Rebuild {
     pub pipeline: Arc<Mutex<dyn Pipeline + Send + Sync>>,
     pub id: String,
-    pub max_batch: usize,
     /// Finished sequences kept before the cache is renewed.
     pub max_cached: u64,
 }
@@ -77,17 +76,13 @@ impl Engine {
         })
     }
 
-    fn model(&self) -> Arc<Model> {
+    /// The current model, for work that is not a sequence (tokenizing).
+    pub(crate) fn model(&self) -> Arc<Model> {
         // A poisoned lock only means a panic elsewhere; the Arc is intact.
         self.current
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-
-    /// The model, for work that is not a sequence (tokenizing).
-    pub(crate) fn peek(&self) -> Arc<Model> {
-        self.model()
     }
 
     /// Waits while a renewal runs, then holds the engine for one request.
@@ -176,12 +171,12 @@ fn prefix_stats(model: &Model) -> (u64, u64) {
 pub(crate) async fn build(rebuild: &Rebuild) -> Model {
     let scheduler = SchedulerConfig::DefaultScheduler {
         method: DefaultSchedulerMethod::Fixed(
-            std::num::NonZeroUsize::new(rebuild.max_batch).unwrap_or(std::num::NonZeroUsize::MIN),
+            std::num::NonZeroUsize::new(crate::MAX_BATCH).unwrap_or(std::num::NonZeroUsize::MIN),
         ),
     };
     let engine = MistralRsBuilder::new(rebuild.pipeline.clone(), scheduler, false, None)
         .with_model_id(rebuild.id.clone())
-        .with_prefix_cache_n(rebuild.max_batch)
+        .with_prefix_cache_n(crate::MAX_BATCH)
         .with_no_prefix_cache(rebuild.max_cached == 0)
         .build()
         .await;

@@ -99,7 +99,6 @@ async fn load_gguf(
     let rebuild = engine::Rebuild {
         pipeline,
         id: id.to_owned(),
-        max_batch: MAX_BATCH,
         max_cached: options.prefix_cache_sequences,
     };
     let model = engine::build(&rebuild).await;
@@ -114,15 +113,6 @@ pub struct EngineOptions {
     /// Finished sequences whose KV cache is kept for prefix reuse before
     /// the cache is renewed (see [`engine`]); 0 turns prefix caching off.
     pub prefix_cache_sequences: u64,
-}
-
-impl Default for EngineOptions {
-    fn default() -> Self {
-        Self {
-            dtype: EngineDType::default(),
-            prefix_cache_sequences: DEFAULT_PREFIX_CACHE_SEQUENCES,
-        }
-    }
 }
 
 /// About 24 MB each for SmolLM2-135M in F32 (KV buffers of 512 tokens):
@@ -183,7 +173,7 @@ impl EmbeddedBackend {
                 .ok_or_else(|| anyhow::anyhow!("{} is not a valid file name", path.display()))?;
             load_gguf(dir, file, id, options).await?
         };
-        let grammar_eos = find_grammar_eos(&engine.peek()).await;
+        let grammar_eos = find_grammar_eos(&engine.model()).await;
         tracing::info!(model = id, ?grammar_eos, "model loaded");
         Ok(Self {
             id: id.to_owned(),

@@ -117,8 +117,11 @@ pub fn fit(schema: &Value, budget: u64) -> Result<Fitted, FitError> {
     if needed > budget {
         return Err(FitError::TooLarge { needed, budget });
     }
-    // The largest level that fits (cost grows with the level).
-    let (mut lo, mut hi) = (0, max_level(&prepared));
+    // The largest level that fits (cost grows with the level, and stops
+    // growing once every string and array is at its cap: no level above
+    // the budget in characters, or above MAX_STRING for arrays, changes
+    // anything).
+    let (mut lo, mut hi) = (0, budget.max(MAX_STRING));
     let mut best = (smallest, needed);
     while lo < hi {
         let mid = lo + (hi - lo).div_ceil(2);
@@ -410,8 +413,7 @@ impl Prepare<'_> {
             .unwrap_or_default();
         let mut out_props = Map::new();
         for (name, schema) in props {
-            let child = format!("{path}/{}", name.replace('~', "~0").replace('/', "~1"));
-            match self.schema(schema, &child)? {
+            match self.schema(schema, &child_path(path, name))? {
                 Some(s) => {
                     out_props.insert(name.clone(), s);
                 }
@@ -433,6 +435,11 @@ impl Prepare<'_> {
             "additionalProperties": false,
         })))
     }
+}
+
+/// `path` extended by the property `name`, escaped as JSON pointers are.
+fn child_path(path: &str, name: &str) -> String {
+    format!("{path}/{}", name.replace('~', "~0").replace('/', "~1"))
 }
 
 fn inferred_types(obj: &Map<String, Value>) -> Vec<&'static str> {
@@ -583,21 +590,26 @@ fn number(obj: &Map<String, Value>) -> Option<Value> {
             None => decimal_step(NUMBER_DECIMALS),
         },
     };
-    let bound = |x: f64, open: bool, key: &str, out: &mut Value| {
-        let k = if open {
-            format!("exclusive{}{}", key[..1].to_uppercase(), &key[1..])
-        } else {
-            key.to_owned()
-        };
-        out[k] = if x.fract() == 0.0 {
+    let as_json = |x: f64| {
+        if x.fract() == 0.0 {
             json!(x as i64)
         } else {
             json!(x)
-        };
+        }
     };
     let mut out = json!({"type": "number", "multipleOf": step});
-    bound(lo, lo_open && lo > -safe, "minimum", &mut out);
-    bound(hi, hi_open && hi < safe, "maximum", &mut out);
+    let min_key = if lo_open && lo > -safe {
+        "exclusiveMinimum"
+    } else {
+        "minimum"
+    };
+    let max_key = if hi_open && hi < safe {
+        "exclusiveMaximum"
+    } else {
+        "maximum"
+    };
+    out[min_key] = as_json(lo);
+    out[max_key] = as_json(hi);
     Some(out)
 }
 
@@ -629,36 +641,6 @@ fn decimals_of(m: f64) -> Option<u32> {
         exp += 1;
     }
     (v <= f64::from(u32::MAX)).then_some(exp)
-}
-
-/// The largest fitting level worth trying: the longest string bound.
-fn max_level(v: &Value) -> u64 {
-    let mut max = 0;
-    visit(v, &mut |s| {
-        if let Some(m) = s.get("maxLength").and_then(Value::as_u64) {
-            max = max.max(m);
-        }
-        if s.get("type") == Some(&json!("array")) {
-            max = max.max(MAX_STRING);
-        }
-    });
-    max
-}
-
-fn visit(v: &Value, f: &mut impl FnMut(&Map<String, Value>)) {
-    let Value::Object(o) = v else { return };
-    f(o);
-    for key in ["anyOf", "allOf", "prefixItems"] {
-        if let Some(Value::Array(items)) = o.get(key) {
-            items.iter().for_each(|c| visit(c, f));
-        }
-    }
-    if let Some(items) = o.get("items") {
-        visit(items, f);
-    }
-    if let Some(Value::Object(props)) = o.get("properties") {
-        props.values().for_each(|c| visit(c, f));
-    }
 }
 
 /// `prepared` with strings cut to `level` characters and arrays to the
@@ -797,11 +779,11 @@ impl Cost<'_> {
                     2 + CHAR_BYTES.saturating_mul(n)
                 }
                 "integer" => {
-                    let (lo, hi) = self.range(obj, path, "an integer")?;
+                    let (lo, hi) = bounded_range(obj, path, "an integer")?;
                     digits(lo).max(digits(hi))
                 }
                 "number" => {
-                    let (lo, hi) = self.range(obj, path, "a number")?;
+                    let (lo, hi) = bounded_range(obj, path, "a number")?;
                     let decimals = obj
                         .get("multipleOf")
                         .and_then(Value::as_f64)
@@ -829,22 +811,6 @@ impl Cost<'_> {
             max = max.max(c);
         }
         Ok(max)
-    }
-
-    fn range(
-        &self,
-        obj: &Map<String, Value>,
-        path: &str,
-        what: &str,
-    ) -> Result<(f64, f64), Unbounded> {
-        let (lo, hi, _, _) = declared_range(obj);
-        if !lo.is_finite() || !hi.is_finite() {
-            return Err(unbounded(
-                path,
-                format!("{what} needs both `minimum` and `maximum` to bound its digits"),
-            ));
-        }
-        Ok((lo, hi))
     }
 
     fn array(&mut self, obj: &Map<String, Value>, path: &str) -> Result<u64, Unbounded> {
@@ -889,13 +855,29 @@ impl Cost<'_> {
         };
         let mut total = 2 + (props.len() as u64).saturating_sub(1) * ITEM_SEP;
         for (name, schema) in props {
-            let child = format!("{path}/{}", name.replace('~', "~0").replace('/', "~1"));
             total = total
                 .saturating_add(json_len(&json!(name)) + KEY_SEP)
-                .saturating_add(self.of(schema, &child)?);
+                .saturating_add(self.of(schema, &child_path(path, name))?);
         }
         Ok(total)
     }
+}
+
+/// A number's declared range, when both ends are given (else its digits
+/// are unbounded).
+fn bounded_range(
+    obj: &Map<String, Value>,
+    path: &str,
+    what: &str,
+) -> Result<(f64, f64), Unbounded> {
+    let (lo, hi, _, _) = declared_range(obj);
+    if !lo.is_finite() || !hi.is_finite() {
+        return Err(unbounded(
+            path,
+            format!("{what} needs both `minimum` and `maximum` to bound its digits"),
+        ));
+    }
+    Ok((lo, hi))
 }
 
 /// Bytes of a constant written with the fixed separators.

@@ -121,7 +121,8 @@ pub fn step_schema(
 }
 
 /// Whether an agent of `max_tokens` tokens per step can be offered these
-/// tools: the check made when an agent is defined and when a run starts.
+/// tools: the check made when an agent is defined (each step's
+/// [`step_schema`] makes it again for what that step offers).
 pub fn check_offers(offers: &[Offer], max_tokens: u32) -> Result<(), BoundError> {
     step_schema(offers, true, max_tokens).map(|_| ())
 }
